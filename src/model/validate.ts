@@ -1,0 +1,161 @@
+import { isIP } from 'node:net';
+import type { Ir, IrListener, IrMatch, IrRoute } from './ir.js';
+
+/**
+ * Stable codes for IR problems. They are part of Skein's interface (logs, status, tests match on them),
+ * so a code is never renamed or reused; docs/errors.md lists each one.
+ */
+export const IrErrorCode = {
+  DuplicateName: 'SKEIN_IR_DUPLICATE_NAME',
+  DuplicateBind: 'SKEIN_IR_DUPLICATE_BIND',
+  InvalidAddress: 'SKEIN_IR_INVALID_ADDRESS',
+  InvalidPort: 'SKEIN_IR_INVALID_PORT',
+  InvalidPath: 'SKEIN_IR_INVALID_PATH',
+  InvalidRegex: 'SKEIN_IR_INVALID_REGEX',
+  InvalidWeight: 'SKEIN_IR_INVALID_WEIGHT',
+  NoBackends: 'SKEIN_IR_NO_BACKENDS',
+  UnknownBackend: 'SKEIN_IR_UNKNOWN_BACKEND',
+  UnknownSecret: 'SKEIN_IR_UNKNOWN_SECRET',
+  InvalidStatus: 'SKEIN_IR_INVALID_STATUS',
+  InvalidHostname: 'SKEIN_IR_INVALID_HOSTNAME',
+} as const;
+export type IrErrorCode = (typeof IrErrorCode)[keyof typeof IrErrorCode];
+
+export interface IrError {
+  readonly code: IrErrorCode;
+  /** Dotted path to the offending field, e.g. `listeners[0].virtualHosts[1].routes[2].match.path`. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/**
+ * Checks an IR for everything Envoy would reject or that would route to nowhere. It returns every
+ * problem it finds, not just the first, so one bad route is reported alongside the others.
+ */
+export function validate(ir: Ir): IrError[] {
+  const errors: IrError[] = [];
+  const err = (code: IrErrorCode, path: string, message: string): void => {
+    errors.push({ code, path, message });
+  };
+
+  const backendNames = uniqueNames(ir.backends, 'backends', err);
+  const secretNames = uniqueNames(ir.secrets, 'secrets', err);
+  uniqueNames(ir.listeners, 'listeners', err);
+
+  ir.backends.forEach((b, i) => {
+    b.endpoints.forEach((e, j) => {
+      const p = `backends[${i}].endpoints[${j}]`;
+      if (isIP(e.address) === 0) err(IrErrorCode.InvalidAddress, `${p}.address`, `"${e.address}" is not an IP address`);
+      if (!validPort(e.port)) err(IrErrorCode.InvalidPort, `${p}.port`, `${e.port} is not a port in 1..65535`);
+    });
+  });
+
+  const binds = new Map<string, string>();
+  ir.listeners.forEach((l, i) => {
+    const p = `listeners[${i}]`;
+    validateListener(l, p, err, backendNames, secretNames);
+    const bind = `${l.address}:${l.port}`;
+    const other = binds.get(bind);
+    if (other !== undefined) err(IrErrorCode.DuplicateBind, p, `listener ${l.name} binds ${bind}, as does ${other}`);
+    binds.set(bind, l.name);
+  });
+  return errors;
+}
+
+type Report = (code: IrErrorCode, path: string, message: string) => void;
+
+function uniqueNames(items: readonly { name: string }[], path: string, err: Report): Set<string> {
+  const seen = new Set<string>();
+  items.forEach((item, i) => {
+    if (seen.has(item.name)) err(IrErrorCode.DuplicateName, `${path}[${i}].name`, `"${item.name}" appears twice`);
+    seen.add(item.name);
+  });
+  return seen;
+}
+
+function validateListener(
+  l: IrListener,
+  p: string,
+  err: Report,
+  backends: Set<string>,
+  secrets: Set<string>,
+): void {
+  if (isIP(l.address) === 0) err(IrErrorCode.InvalidAddress, `${p}.address`, `"${l.address}" is not an IP address`);
+  if (!validPort(l.port)) err(IrErrorCode.InvalidPort, `${p}.port`, `${l.port} is not a port in 1..65535`);
+  l.tls?.secretNames.forEach((s, k) => {
+    if (!secrets.has(s)) err(IrErrorCode.UnknownSecret, `${p}.tls.secretNames[${k}]`, `no secret named "${s}"`);
+  });
+  l.virtualHosts.forEach((vh, j) => {
+    const vp = `${p}.virtualHosts[${j}]`;
+    vh.hostnames.forEach((h, k) => {
+      if (!validHostname(h)) err(IrErrorCode.InvalidHostname, `${vp}.hostnames[${k}]`, `"${h}" is not a hostname`);
+    });
+    vh.routes.forEach((r, k) => {
+      validateRoute(r, `${vp}.routes[${k}]`, err, backends);
+    });
+  });
+}
+
+function validateRoute(r: IrRoute, p: string, err: Report, backends: Set<string>): void {
+  validateMatch(r.match, `${p}.match`, err);
+  const a = r.action;
+  if (a.kind === 'directResponse') {
+    if (!Number.isInteger(a.status) || a.status < 200 || a.status > 599) {
+      err(IrErrorCode.InvalidStatus, `${p}.action.status`, `${a.status} is not an HTTP status in 200..599`);
+    }
+    return;
+  }
+  if (a.backends.length === 0) err(IrErrorCode.NoBackends, `${p}.action.backends`, 'a forward action needs a backend');
+  a.backends.forEach((b, i) => {
+    const bp = `${p}.action.backends[${i}]`;
+    if (!backends.has(b.backend)) err(IrErrorCode.UnknownBackend, `${bp}.backend`, `no backend named "${b.backend}"`);
+    if (!Number.isInteger(b.weight) || b.weight < 0) {
+      err(IrErrorCode.InvalidWeight, `${bp}.weight`, `${b.weight} is not a non-negative integer`);
+    }
+  });
+  if (a.backends.length > 0 && a.backends.every((b) => b.weight === 0)) {
+    err(IrErrorCode.InvalidWeight, `${p}.action.backends`, 'every weight is 0; use a direct response instead');
+  }
+}
+
+function validateMatch(m: IrMatch, p: string, err: Report): void {
+  if (m.path.kind === 'RegularExpression') {
+    if (!validRegex(m.path.value)) err(IrErrorCode.InvalidRegex, `${p}.path.value`, `"${m.path.value}" does not compile`);
+  } else if (!m.path.value.startsWith('/')) {
+    err(IrErrorCode.InvalidPath, `${p}.path.value`, `"${m.path.value}" does not start with "/"`);
+  }
+  for (const [field, list] of [
+    ['headers', m.headers],
+    ['queryParams', m.queryParams],
+  ] as const) {
+    list?.forEach((h, i) => {
+      if (h.kind === 'RegularExpression' && !validRegex(h.value)) {
+        err(IrErrorCode.InvalidRegex, `${p}.${field}[${i}].value`, `"${h.value}" does not compile`);
+      }
+    });
+  }
+}
+
+export function validPort(port: number): boolean {
+  return Number.isInteger(port) && port >= 1 && port <= 65535;
+}
+
+const HOSTNAME = /^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+export function validHostname(h: string): boolean {
+  return h === '*' || (h.length <= 253 && HOSTNAME.test(h));
+}
+
+/**
+ * Envoy compiles regexes with RE2. JavaScript's engine is a close enough first check: it catches the
+ * syntax errors users make; RE2-only rejections (backreferences, lookaround) are caught here too.
+ */
+function validRegex(source: string): boolean {
+  if (/\\[1-9]|\(\?[=!<]/.test(source)) return false;
+  try {
+    new RegExp(source, 'u');
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,109 @@
+import { createHash } from 'node:crypto';
+import { encodeAny, messageType, type ProtoObject, type TypeUrl } from './proto.js';
+
+/** Identifies one resource across types: `${typeUrl} ${name}`. */
+export interface ResourceKey {
+  readonly typeUrl: TypeUrl;
+  readonly name: string;
+}
+
+/**
+ * What a translator hands over: a resource as a plain object, plus its references.
+ * - `deps`: what the client must hold (ACKed) before this resource may be sent: a route configuration
+ *   needs its clusters and their endpoints, a listener its secrets. This orders sends (make before break).
+ * - `children`: what this resource names and the client then subscribes to: a listener's route
+ *   configuration, a cluster's endpoints. They cannot be deps (the client asks for them only after it has
+ *   the parent), but they count as used.
+ * Both keep a resource at the client until nothing it holds refers to it (break after make), and both are
+ * checked for existence before a snapshot is published.
+ */
+export interface ResourceSpec {
+  readonly typeUrl: TypeUrl;
+  readonly name: string;
+  readonly message: ProtoObject;
+  readonly deps: readonly ResourceKey[];
+  readonly children: readonly ResourceKey[];
+}
+
+/** An encoded resource. Immutable; the bytes are shared by every stream that sends it. */
+export interface XdsResource {
+  readonly typeUrl: TypeUrl;
+  readonly name: string;
+  /** Content hash of the resource; also its xDS version. */
+  readonly version: string;
+  /** Encoded `google.protobuf.Any`, ready to splice into a DiscoveryResponse. */
+  readonly any: Uint8Array;
+  /** Encoded `envoy.service.discovery.v3.Resource` (name, version, resource), for delta responses. */
+  readonly deltaResource: Uint8Array;
+  readonly deps: readonly ResourceKey[];
+  readonly children: readonly ResourceKey[];
+  /** The plain object it was encoded from, for `skein translate` and tests. */
+  readonly message: ProtoObject;
+}
+
+/**
+ * Encodes each distinct resource once. The key is a hash of the type, name and content, so an unchanged
+ * resource costs a hash on the next build and no encoding; two node groups sharing a cluster share bytes.
+ * `sweep()` drops what the last two builds did not use, bounding memory to the live config.
+ */
+export class ResourceEncoder {
+  #current = new Map<string, XdsResource>();
+  #previous = new Map<string, XdsResource>();
+  #encodes = 0;
+
+  /** How many resources were actually encoded (not served from the cache): for benchmarks and tests. */
+  get encodeCount(): number {
+    return this.#encodes;
+  }
+
+  encode(spec: ResourceSpec): XdsResource {
+    const canonical = stableStringify(spec.message);
+    const version = createHash('sha256').update(spec.typeUrl).update('\0').update(canonical).digest('base64url').slice(0, 22);
+    const key = `${spec.typeUrl}\0${spec.name}\0${version}`;
+    let r = this.#current.get(key) ?? this.#previous.get(key);
+    if (r === undefined) {
+      this.#encodes++;
+      const any = encodeAny(spec.typeUrl, spec.message);
+      const deltaResource = messageType('envoy.service.discovery.v3.Resource')
+        .encode({ name: spec.name, version, resource: messageType('google.protobuf.Any').decode(any) })
+        .finish();
+      r = {
+        typeUrl: spec.typeUrl,
+        name: spec.name,
+        version,
+        any,
+        deltaResource,
+        deps: spec.deps,
+        children: spec.children,
+        message: spec.message,
+      };
+    } else if (!sameKeys(r.deps, spec.deps) || !sameKeys(r.children, spec.children)) {
+      // Same bytes, different references (possible: refs come from the IR, not the message). Keep bytes.
+      r = { ...r, deps: spec.deps, children: spec.children };
+    }
+    this.#current.set(key, r);
+    return r;
+  }
+
+  /** Call after each build is published: forgets entries the last two builds did not use. */
+  sweep(): void {
+    this.#previous = this.#current;
+    this.#current = new Map();
+  }
+}
+
+function sameKeys(a: readonly ResourceKey[], b: readonly ResourceKey[]): boolean {
+  return a.length === b.length && a.every((k, i) => k.typeUrl === b[i]?.typeUrl && k.name === b[i]?.name);
+}
+
+/** JSON with object keys sorted, so equal content always hashes equal. */
+export function stableStringify(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (value instanceof Uint8Array) return JSON.stringify(Buffer.from(value).toString('base64'));
+  if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj)
+    .filter((k) => obj[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify(obj[k])}`).join(',')}}`;
+}
