@@ -80,6 +80,12 @@ export interface IrForwardAction {
   readonly kind: 'forward';
   /** Weighted backends; weights are relative. An empty list is not allowed (use a direct response). */
   readonly backends: readonly IrWeightedBackend[];
+  /**
+   * The share of requests (in the same units as the backend weights) that would have gone to backends
+   * that do not resolve. The Gateway API asks for those requests to get a 500, so an invalid backend
+   * never silently shifts its traffic to the valid ones. Absent when every backend resolved.
+   */
+  readonly invalidBackendWeight?: number;
 }
 
 /** A fixed answer from Envoy itself, e.g. the 500 the Gateway API asks for when no backend is valid. */

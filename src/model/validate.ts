@@ -150,7 +150,7 @@ export function validHostname(h: string): boolean {
  * Envoy compiles regexes with RE2. JavaScript's engine is a close enough first check: it catches the
  * syntax errors users make; RE2-only rejections (backreferences, lookaround) are caught here too.
  */
-function validRegex(source: string): boolean {
+export function validRegex(source: string): boolean {
   if (/\\[1-9]|\(\?[=!<]/.test(source)) return false;
   try {
     new RegExp(source, 'u');

@@ -1,0 +1,101 @@
+import { parseArgs } from 'node:util';
+import type { StandaloneStatus } from '../standalone.js';
+
+const HELP = `Usage: skein status [--port N] [-o text|json]
+
+Asks a running 'skein up' (on 127.0.0.1, default status port 9902) for: Envoy readiness, the versions
+Envoy has ACKed per resource type, and any NACKs with Envoy's message.
+`;
+
+interface TypeState {
+  readonly acked?: string | undefined;
+  readonly sent?: string | undefined;
+  readonly pendingNonce?: string | undefined;
+  readonly resources?: number | undefined;
+}
+interface StreamState {
+  readonly nodeId: string;
+  readonly group: string;
+  readonly kind: string;
+  readonly types: Record<string, TypeState>;
+}
+interface NackState {
+  readonly time: string;
+  readonly nodeId: string;
+  readonly type: string;
+  readonly version?: string;
+  readonly message: string;
+}
+interface XdsStatusShape {
+  readonly streams?: readonly StreamState[];
+  readonly nacks?: readonly NackState[];
+}
+
+export async function runStatus(argv: readonly string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      port: { type: 'string', default: '9902' },
+      output: { type: 'string', short: 'o', default: 'text' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help === true) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const url = `http://127.0.0.1:${values.port}/status`;
+  let body: StandaloneStatus;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    body = (await res.json()) as StandaloneStatus;
+  } catch (e) {
+    process.stderr.write(`skein status: no 'skein up' answers on ${url} (${e instanceof Error ? e.message : String(e)})\n`);
+    return 1;
+  }
+  if (values.output === 'json') {
+    process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+    return 0;
+  }
+  process.stdout.write(formatStatus(body));
+  return 0;
+}
+
+export function formatStatus(s: StandaloneStatus): string {
+  const lines: string[] = [];
+  lines.push(`config:  ${s.configDir}`);
+  lines.push(`xds:     ${s.xdsAddress}`);
+  if (s.envoy.supervised) {
+    lines.push(
+      `envoy:   ${s.envoy.ready} (pid ${s.envoy.pid ?? '-'}, version ${s.envoy.version ?? '?'}, restarts ${s.envoy.restarts}, admin ${s.envoy.adminUrl ?? '-'})`,
+    );
+  } else {
+    lines.push('envoy:   not supervised (--no-envoy)');
+  }
+  const build = s.lastBuild as { at?: string; published?: boolean; resources?: number; errors?: string[] } | undefined;
+  if (build !== undefined) {
+    lines.push(
+      `build:   ${build.published === true ? 'published' : 'NOT published'} at ${build.at ?? '?'} (${build.resources ?? 0} resources)`,
+    );
+    for (const e of build.errors ?? []) lines.push(`  error: ${e}`);
+  }
+  const xds = s.xds as XdsStatusShape;
+  lines.push('');
+  lines.push('streams:');
+  if ((xds.streams ?? []).length === 0) lines.push('  (none connected)');
+  for (const st of xds.streams ?? []) {
+    lines.push(`  ${st.nodeId} [${st.group}, ${st.kind}]`);
+    for (const [type, t] of Object.entries(st.types)) {
+      const pending = t.pendingNonce !== undefined ? ` (waiting for ACK of nonce ${t.pendingNonce})` : '';
+      lines.push(`    ${type.padEnd(4)} acked ${t.acked ?? '-'}  sent ${t.sent ?? '-'}  resources ${t.resources ?? 0}${pending}`);
+    }
+  }
+  lines.push('');
+  const nacks = xds.nacks ?? [];
+  lines.push(nacks.length === 0 ? 'NACKs:   none' : `NACKs:   ${nacks.length} (newest last)`);
+  for (const n of nacks) {
+    lines.push(`  ${n.time} ${n.type} from ${n.nodeId}${n.version !== undefined ? ` rejected version ${n.version}` : ''}: ${n.message}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,193 @@
+import { performance } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { createGatewayTranslator } from './gateway/translate.js';
+import type { Logger } from './log.js';
+import type { Ir } from './model/ir.js';
+import type { Diagnostic, ObjectSet, ObjectStatus } from './sources/objects.js';
+import { formatDiagnostic } from './sources/objects.js';
+import { carryTransitionTimes } from './gateway/conditions.js';
+import { SnapshotCache } from './xds/cache.js';
+import { ResourceEncoder } from './xds/resource.js';
+import { createSnapshot } from './xds/snapshot.js';
+import { createIrTranslator } from './xds/translate/translate.js';
+
+/** The node groups Skein serves. Envoys get socket listeners; proxyless gRPC clients get api_listeners. */
+export type NodeFlavor = 'envoy' | 'grpc';
+
+export interface XdsNodeInfo {
+  readonly id: string;
+  readonly cluster: string;
+  readonly userAgentName: string;
+  readonly metadata?: unknown;
+}
+
+/**
+ * Which snapshot a node gets. gRPC's proxyless clients announce themselves in user_agent_name
+ * ("gRPC Node Pure JS", "gRPC Go", ...); every other node is an Envoy.
+ */
+export function nodeFlavor(node: XdsNodeInfo): NodeFlavor {
+  return /^grpc/i.test(node.userAgentName) ? 'grpc' : 'envoy';
+}
+
+export interface BuildReport {
+  readonly at: string;
+  readonly durationMs: number;
+  readonly translateMs: number;
+  readonly resources: number;
+  readonly encoded: number;
+  readonly diagnostics: readonly Diagnostic[];
+  readonly published: boolean;
+  readonly errors: readonly string[];
+}
+
+/**
+ * The pure-ish middle of Skein: objects in, snapshots out. It owns the translators (with their
+ * per-object memo caches), the encoder and the snapshot cache, and keeps the last computed statuses so
+ * that unchanged conditions keep their lastTransitionTime. It does no I/O of its own; sources feed it
+ * and the xDS server reads its cache.
+ */
+export class ControlPlane {
+  readonly cache: SnapshotCache;
+  readonly registry: Registry;
+  readonly #logger: Logger;
+  readonly #gateway = createGatewayTranslator();
+  readonly #envoy = createIrTranslator();
+  readonly #encoder = new ResourceEncoder();
+  #statuses: ObjectStatus[] = [];
+  #ir: Ir | undefined;
+  #lastReport: BuildReport | undefined;
+  #reported = new Set<string>();
+  readonly #metrics: {
+    builds: Counter;
+    buildSeconds: Histogram;
+    resources: Gauge;
+    diagnostics: Gauge;
+  };
+
+  constructor(deps: { logger: Logger; registry?: Registry; clock?: () => Date }) {
+    this.#logger = deps.logger;
+    this.#clock = deps.clock ?? (() => new Date());
+    this.registry = deps.registry ?? new Registry();
+    this.cache = new SnapshotCache({ groupOf: nodeFlavor });
+    this.#metrics = {
+      builds: new Counter({
+        name: 'skein_builds_total',
+        help: 'Config builds by result',
+        labelNames: ['result'],
+        registers: [this.registry],
+      }),
+      buildSeconds: new Histogram({
+        name: 'skein_build_duration_seconds',
+        help: 'Time from new input to published snapshot',
+        buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+        registers: [this.registry],
+      }),
+      resources: new Gauge({
+        name: 'skein_xds_resources',
+        help: 'Resources in the published snapshot, per node group',
+        labelNames: ['group'],
+        registers: [this.registry],
+      }),
+      diagnostics: new Gauge({
+        name: 'skein_config_diagnostics',
+        help: 'Problems found in the input, by severity',
+        labelNames: ['severity'],
+        registers: [this.registry],
+      }),
+    };
+  }
+
+  readonly #clock: () => Date;
+
+  /** The statuses of the last build, with stable transition times. */
+  get statuses(): readonly ObjectStatus[] {
+    return this.#statuses;
+  }
+
+  get ir(): Ir | undefined {
+    return this.#ir;
+  }
+
+  get lastBuild(): BuildReport | undefined {
+    return this.#lastReport;
+  }
+
+  /**
+   * Translates a new object set and publishes a snapshot per node group. If anything on the way fails
+   * (a translator bug, an inconsistent snapshot), nothing is published and the last good snapshot keeps
+   * serving; the failure is logged and reported.
+   */
+  apply(objects: ObjectSet, sourceDiagnostics: readonly Diagnostic[] = []): BuildReport {
+    const t0 = performance.now();
+    const at = this.#clock().toISOString();
+    const errors: string[] = [];
+    let published = false;
+    let resources = 0;
+    let translateMs = 0;
+    const encodedBefore = this.#encoder.encodeCount;
+    let diagnostics: Diagnostic[] = [...sourceDiagnostics];
+    try {
+      // 1. Kubernetes objects → IR + status (pure, memoised per object).
+      const result = this.#gateway.translate(objects, { transitionTime: at });
+      diagnostics = [...diagnostics, ...result.diagnostics];
+      this.#statuses = carryTransitionTimes(this.#statuses, result.statuses);
+      this.#ir = result.ir;
+      // 2. IR → Envoy resources per node flavor, encoded once per content hash and shared.
+      const snapshots = (['envoy', 'grpc'] as const).map((flavor) => {
+        const specs = this.#envoy.translate(result.ir, { flavor });
+        return { flavor, snapshot: createSnapshot(specs.map((s) => this.#encoder.encode(s))) };
+      });
+      translateMs = performance.now() - t0;
+      // 3. Publish. The cache refuses an inconsistent snapshot; the previous one then stays.
+      for (const { flavor, snapshot } of snapshots) {
+        const problems = this.cache.setSnapshot(flavor, snapshot);
+        for (const p of problems) errors.push(`${p.code}: ${p.message}`);
+        let count = 0;
+        for (const m of snapshot.resources.values()) count += m.size;
+        resources += count;
+        if (problems.length === 0) this.#metrics.resources.set({ group: flavor }, count);
+      }
+      published = errors.length === 0;
+      this.#encoder.sweep();
+    } catch (e) {
+      // A translator bug must not take the process (or Envoy's config) down with it.
+      errors.push(`SKEIN_BUILD_FAILED: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    }
+    const durationMs = performance.now() - t0;
+    this.#metrics.builds.inc({ result: published ? 'published' : 'failed' });
+    this.#metrics.buildSeconds.observe(durationMs / 1000);
+    this.#metrics.diagnostics.set({ severity: 'error' }, diagnostics.filter((d) => d.severity === 'error').length);
+    this.#metrics.diagnostics.set({ severity: 'warning' }, diagnostics.filter((d) => d.severity === 'warning').length);
+    this.#reportOnce(diagnostics, errors);
+    const report: BuildReport = {
+      at,
+      durationMs,
+      translateMs,
+      resources,
+      encoded: this.#encoder.encodeCount - encodedBefore,
+      diagnostics,
+      published,
+      errors,
+    };
+    this.#lastReport = report;
+    this.#logger.debug({ durationMs, resources, encoded: report.encoded, published }, 'build finished');
+    return report;
+  }
+
+  /** Logs each distinct diagnostic once while it persists, so a reload loop does not flood the log. */
+  #reportOnce(diagnostics: readonly Diagnostic[], errors: readonly string[]): void {
+    const now = new Set<string>();
+    for (const d of diagnostics) {
+      const line = formatDiagnostic(d);
+      now.add(line);
+      if (this.#reported.has(line)) continue;
+      if (d.severity === 'error') this.#logger.error(line);
+      else this.#logger.warn(line);
+    }
+    for (const e of errors) {
+      now.add(e);
+      if (!this.#reported.has(e)) this.#logger.error(`${e} (the last good config keeps serving)`);
+    }
+    this.#reported = now;
+  }
+}

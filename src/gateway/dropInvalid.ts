@@ -1,0 +1,79 @@
+import type { Ir, IrBackend, IrListener } from '../model/ir.js';
+import { type IrError, validate } from '../model/validate.js';
+import type { Diagnostic } from '../sources/objects.js';
+
+/** A translator bug: the translator produced IR that validate() rejects. */
+export const INTERNAL_CODE = 'SKEIN_GATEWAY_INTERNAL';
+
+/** Passes after which whatever validate() still reports is only reported. */
+const MAX_PASSES = 3;
+
+/**
+ * Step 8: the IR must pass validate(). The translator checks its input, so anything validate() reports
+ * is a bug in the translator; it is reported (SKEIN_GATEWAY_INTERNAL) and the smallest enclosing part is
+ * dropped (a route, an endpoint, a virtual host, a listener) so that everything else keeps serving.
+ */
+export function dropInvalid(ir: Ir): { ir: Ir; diagnostics: Diagnostic[] } {
+  const diagnostics: Diagnostic[] = [];
+  let current = ir;
+  for (let pass = 0; pass < MAX_PASSES; pass++) {
+    const errors = validate(current);
+    if (errors.length === 0) break;
+    for (const e of errors) {
+      const route = describe(current, e);
+      diagnostics.push({
+        code: INTERNAL_CODE,
+        severity: 'error',
+        ...(route === undefined ? {} : { object: route }),
+        field: e.path,
+        message: `translator produced invalid IR (${e.code}: ${e.message}); the offending part is dropped`,
+      });
+    }
+    const next = drop(current, errors);
+    if (next === current) break;
+    current = next;
+  }
+  return { ir: current, diagnostics };
+}
+
+const ROUTE = /^listeners\[(\d+)\]\.virtualHosts\[(\d+)\]\.routes\[(\d+)\]/;
+const VHOST = /^listeners\[(\d+)\]\.virtualHosts\[(\d+)\]/;
+const LISTENER = /^listeners\[(\d+)\]/;
+const ENDPOINT = /^backends\[(\d+)\]\.endpoints\[(\d+)\]/;
+
+function drop(ir: Ir, errors: readonly IrError[]): Ir {
+  const routes = new Set<string>();
+  const vhosts = new Set<string>();
+  const listeners = new Set<number>();
+  const endpoints = new Set<string>();
+  for (const e of errors) {
+    let m: RegExpExecArray | null;
+    if ((m = ROUTE.exec(e.path)) !== null) routes.add(`${m[1]}/${m[2]}/${m[3]}`);
+    else if ((m = VHOST.exec(e.path)) !== null) vhosts.add(`${m[1]}/${m[2]}`);
+    else if ((m = LISTENER.exec(e.path)) !== null) listeners.add(Number(m[1]));
+    else if ((m = ENDPOINT.exec(e.path)) !== null) endpoints.add(`${m[1]}/${m[2]}`);
+  }
+  if (routes.size + vhosts.size + listeners.size + endpoints.size === 0) return ir;
+  const keptListeners: IrListener[] = [];
+  ir.listeners.forEach((l, i) => {
+    if (listeners.has(i)) return;
+    keptListeners.push({
+      ...l,
+      virtualHosts: l.virtualHosts.flatMap((vh, j) =>
+        vhosts.has(`${i}/${j}`) ? [] : [{ ...vh, routes: vh.routes.filter((_, k) => !routes.has(`${i}/${j}/${k}`)) }],
+      ),
+    });
+  });
+  const keptBackends: IrBackend[] = ir.backends.map((b, i) => ({
+    ...b,
+    endpoints: b.endpoints.filter((_, j) => !endpoints.has(`${i}/${j}`)),
+  }));
+  return { ...ir, listeners: keptListeners, backends: keptBackends };
+}
+
+/** The source object of an IR error's part, when the path leads to a route (whose name says where). */
+function describe(ir: Ir, e: IrError): string | undefined {
+  const m = ROUTE.exec(e.path);
+  if (m === null) return undefined;
+  return ir.listeners[Number(m[1])]?.virtualHosts[Number(m[2])]?.routes[Number(m[3])]?.name;
+}

@@ -1,0 +1,120 @@
+import type { ObjectStatus } from '../sources/objects.js';
+import {
+  type Condition,
+  ConditionType,
+  condition,
+  type ConditionContext,
+  GatewayReason,
+  ListenerReason,
+  sortConditions,
+} from './conditions.js';
+import {
+  type GatewayState,
+  gatewayAccepted,
+  gatewayProgrammed,
+  type ListenerState,
+  listenerProgrammed,
+  listenerValid,
+} from './listeners.js';
+
+/**
+ * Step 6: the status of every Gateway of ours, written after the routes because listeners report how
+ * many routes attached to them. Gateways come out sorted by namespace/name.
+ */
+export function gatewayStatuses(gateways: Iterable<GatewayState>, transitionTime: string): ObjectStatus[] {
+  const out: ObjectStatus[] = [];
+  for (const g of gateways) {
+    const ctx = { generation: g.generation, transitionTime };
+    const listeners = g.listeners.map((l) => listenerStatus(l, ctx));
+    const programmed = gatewayProgrammed(g);
+    out.push({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      namespace: g.namespace,
+      name: g.name,
+      status: {
+        ...(programmed && g.addresses.ok
+          ? { addresses: g.addresses.addresses.map((value) => ({ type: 'IPAddress', value })) }
+          : {}),
+        conditions: sortConditions([acceptedCondition(g, ctx), programmedCondition(g, ctx)]),
+        listeners,
+      },
+    });
+  }
+  return out.sort((a, b) => (a.namespace === b.namespace ? cmp(a.name, b.name) : cmp(a.namespace, b.namespace)));
+}
+
+function acceptedCondition(g: GatewayState, ctx: ConditionContext): Condition {
+  if (g.rejected !== undefined) return condition(ctx, ConditionType.Accepted, false, g.rejected.reason, g.rejected.message);
+  const invalid = g.listeners.filter((l) => !listenerValid(l));
+  if (invalid.length === 0) {
+    return condition(ctx, ConditionType.Accepted, true, GatewayReason.Accepted, 'the Gateway is valid');
+  }
+  const which = invalid.map((l) => `${l.name} (${listenerProblem(l)})`).join(', ');
+  return gatewayAccepted(g)
+    ? condition(ctx, ConditionType.Accepted, true, GatewayReason.ListenersNotValid, `some listeners are not valid and are not served: ${which}`)
+    : condition(ctx, ConditionType.Accepted, false, GatewayReason.ListenersNotValid, `no listener is valid: ${which}`);
+}
+
+function programmedCondition(g: GatewayState, ctx: ConditionContext): Condition {
+  if (!gatewayAccepted(g)) {
+    return condition(ctx, ConditionType.Programmed, false, GatewayReason.Invalid, 'the Gateway is not accepted');
+  }
+  if (!g.addresses.ok) {
+    return condition(ctx, ConditionType.Programmed, false, GatewayReason.AddressNotUsable, g.addresses.message);
+  }
+  const where = g.addresses.addresses.join(', ');
+  return condition(ctx, ConditionType.Programmed, true, GatewayReason.Programmed, `listeners bound on ${where}`);
+}
+
+function listenerStatus(l: ListenerState, ctx: ConditionContext): Record<string, unknown> {
+  const conditions: Condition[] = [];
+  if (l.conflict !== undefined && l.accepted.ok) {
+    conditions.push(condition(ctx, ConditionType.Accepted, false, ListenerReason.HostnameConflict, l.conflict));
+  } else {
+    conditions.push(condition(ctx, ConditionType.Accepted, l.accepted.ok, l.accepted.reason, l.accepted.message));
+  }
+  conditions.push(
+    l.conflict === undefined
+      ? condition(ctx, ConditionType.Conflicted, false, ListenerReason.NoConflicts, 'no conflicts')
+      : condition(ctx, ConditionType.Conflicted, true, ListenerReason.HostnameConflict, l.conflict),
+  );
+  conditions.push(
+    l.invalidKinds.length === 0
+      ? condition(ctx, ConditionType.ResolvedRefs, true, ListenerReason.ResolvedRefs, 'all references resolved')
+      : condition(
+          ctx,
+          ConditionType.ResolvedRefs,
+          false,
+          ListenerReason.InvalidRouteKinds,
+          `route kinds not supported: ${l.invalidKinds.join(', ')}; supported: HTTPRoute`,
+        ),
+  );
+  conditions.push(
+    listenerProgrammed(l)
+      ? condition(ctx, ConditionType.Programmed, true, ListenerReason.Programmed, 'the listener is programmed')
+      : condition(ctx, ConditionType.Programmed, false, ListenerReason.Invalid, `not programmed: ${listenerProblem(l)}`),
+  );
+  return {
+    name: l.name,
+    supportedKinds: l.supportedKinds.map((k) => ({ group: k.group, kind: k.kind })),
+    attachedRoutes: l.attachedRoutes,
+    conditions: sortConditions(conditions),
+  };
+}
+
+/** The first reason a listener does not serve traffic, in words. */
+function listenerProblem(l: ListenerState): string {
+  const g = l.gateway;
+  if (!l.accepted.ok) return l.accepted.message;
+  if (l.conflict !== undefined) return l.conflict;
+  if (l.supportedKinds.length === 0) return 'it allows no route kind Skein supports';
+  if (g.rejected !== undefined) return `the Gateway is not accepted (${g.rejected.reason})`;
+  if (!g.addresses.ok) return g.addresses.message;
+  if (!gatewayAccepted(g)) return 'the Gateway is not accepted';
+  return 'unknown';
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

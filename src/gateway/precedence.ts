@@ -1,0 +1,88 @@
+import type { IrRoute } from '../model/ir.js';
+
+/**
+ * The order of routes within a virtual host (Envoy takes the first match), as the Gateway API's
+ * HTTPRoute rules define it. Across all routes sharing a hostname, a match wins that has, in turn:
+ *
+ * 1. an Exact path; then (implementation-specific) a RegularExpression path; then a PathPrefix path
+ *    (regular expressions sit between the two, longest pattern first, as Envoy Gateway orders them);
+ * 2. the longest path value (trailing slash of a prefix ignored);
+ * 3. a method;
+ * 4. the most header matches;
+ * 5. the most query parameter matches;
+ *
+ * and on a tie: the oldest route (creationTimestamp), then the route first in namespace/name order, then
+ * the first rule in the route, then the first match in the rule.
+ */
+export interface PrecedenceKey {
+  /** 0 Exact, 1 RegularExpression, 2 PathPrefix. */
+  readonly pathRank: number;
+  readonly pathLength: number;
+  readonly hasMethod: boolean;
+  readonly headers: number;
+  readonly queryParams: number;
+  /** creationTimestamp in ms since the epoch; +Infinity when unknown (files have none). */
+  readonly createdMs: number;
+  readonly namespace: string;
+  readonly name: string;
+  readonly rule: number;
+  readonly match: number;
+}
+
+export interface RankedRoute {
+  readonly route: IrRoute;
+  readonly key: PrecedenceKey;
+}
+
+export function precedenceKey(
+  route: IrRoute,
+  source: { createdMs: number; namespace: string; name: string; rule: number; match: number },
+): PrecedenceKey {
+  const path = route.match.path;
+  return {
+    pathRank: path.kind === 'Exact' ? 0 : path.kind === 'RegularExpression' ? 1 : 2,
+    pathLength: path.value.length,
+    hasMethod: route.match.method !== undefined,
+    headers: route.match.headers?.length ?? 0,
+    queryParams: route.match.queryParams?.length ?? 0,
+    ...source,
+  };
+}
+
+export function comparePrecedence(a: PrecedenceKey, b: PrecedenceKey): number {
+  return (
+    a.pathRank - b.pathRank ||
+    b.pathLength - a.pathLength ||
+    Number(b.hasMethod) - Number(a.hasMethod) ||
+    b.headers - a.headers ||
+    b.queryParams - a.queryParams ||
+    compareNumbers(a.createdMs, b.createdMs) ||
+    compareText(a.namespace, b.namespace) ||
+    compareText(a.name, b.name) ||
+    a.rule - b.rule ||
+    a.match - b.match
+  );
+}
+
+/** Milliseconds of `metadata.creationTimestamp`, or +Infinity when absent or unreadable. */
+export function createdMs(object: { metadata?: { creationTimestamp?: unknown } | undefined }): number {
+  const t = object.metadata?.creationTimestamp;
+  const ms = typeof t === 'string' ? Date.parse(t) : t instanceof Date ? t.getTime() : Number.NaN;
+  return Number.isNaN(ms) ? Number.POSITIVE_INFINITY : ms;
+}
+
+/** Older first; objects without a creationTimestamp after those with one, tied among themselves. */
+export function compareAge(
+  a: { metadata?: { creationTimestamp?: unknown } | undefined },
+  b: { metadata?: { creationTimestamp?: unknown } | undefined },
+): number {
+  return compareNumbers(createdMs(a), createdMs(b));
+}
+
+function compareNumbers(a: number, b: number): number {
+  return a === b ? 0 : a < b ? -1 : 1;
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

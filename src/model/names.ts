@@ -1,0 +1,51 @@
+import { isIP } from 'node:net';
+
+/**
+ * Stable names for IR objects, one helper each. Every translator (Gateway API, Ingress, Envoy) builds
+ * names only through these helpers, so the scheme lives in one place.
+ *
+ * The scheme: names are derived from what an object *is* (a Service port, an address and port, a source
+ * object and its position), never from where it happens to sit in a list. In particular backends are
+ * named by `namespace/service/port` and never by a rule index: index names rename Envoy clusters whenever
+ * rules move, and a route that points at a cluster Envoy has not received yet answers 503.
+ *
+ * Names use `/` as the separator because none of their parts can contain one (Kubernetes names,
+ * hostnames, IP addresses and numbers).
+ */
+
+/** One Service port as a pool of endpoints: `namespace/service/port`. */
+export function backendName(namespace: string, service: string, port: number): string {
+  return `${namespace}/${service}/${port}`;
+}
+
+/**
+ * One bound socket: `listener/0.0.0.0/8080`; IPv6 addresses are bracketed, `listener/[::1]/8080`, so the
+ * address's colons cannot be mistaken for the port separator when the name is read back.
+ */
+export function listenerName(address: string, port: number): string {
+  const host = isIP(address) === 6 ? `[${address}]` : address;
+  return `listener/${host}/${port}`;
+}
+
+/** The RDS route configuration of a listener has the listener's name: there is exactly one per listener. */
+export function routeConfigName(listener: string): string {
+  return listener;
+}
+
+/** One hostname (`*`, `*.example.com`, `www.example.com`) on one listener: `${listener}/${hostname}`. */
+export function virtualHostName(listener: string, hostname: string): string {
+  return `${listener}/${hostname}`;
+}
+
+/** A TLS certificate from a Secret: `namespace/name`. */
+export function secretName(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+/**
+ * One match of one rule of a route object: `httproute/ns/name/rule/0/match/0`. The kind is lower-cased
+ * so names read the same whatever the caller passes (`HTTPRoute` or `httproute`).
+ */
+export function routeName(kind: string, namespace: string, name: string, rule: number, match: number): string {
+  return `${kind.toLowerCase()}/${namespace}/${name}/rule/${rule}/match/${match}`;
+}

@@ -1,0 +1,593 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import type { KnownKind } from '../objects.js';
+
+/**
+ * Schemas for the kinds Skein reads, mirroring what the API server checks before it stores an object:
+ * the CRD's OpenAPI schema (types, required fields, patterns, enums, ranges, list sizes) and the CEL
+ * rules of the Gateway API CRDs, plus the built-in validation of core Services and EndpointSlices.
+ *
+ * Only what the API server itself would reject belongs here. Values the schema allows but Skein cannot
+ * serve (an HTTPS listener, a RequestMirror filter) pass, and the translator reports them as status
+ * conditions, exactly as it would for objects read from a cluster.
+ *
+ * Schemas use `z.object`, which drops fields it does not know from its output; the loader compares input
+ * and output to warn about such fields (often typos) instead of silently ignoring them.
+ */
+
+// --- Formats (Kubernetes and Gateway API string types) ---
+
+const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1035 = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const KIND = /^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/;
+const GROUP = /^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const CONTROLLER = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$/;
+const PROTOCOL = /^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9]+$/;
+const ADDRESS_TYPE =
+  /^Hostname|IPAddress|NamedAddress|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$/;
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
+const DURATION = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
+const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+const IANA_SVC_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+/** The characters the HTTPRoute CRD allows in Exact and PathPrefix paths. */
+const PATH_CHARS = /^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|[%][0-9a-fA-F]{2})+$/;
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+function pattern(re: RegExp, what: string, max: number, min = 1): z.ZodString {
+  return z
+    .string()
+    .min(min, { error: `must not be empty` })
+    .max(max, { error: `must be at most ${max} characters` })
+    .regex(re, { error: `must be ${what}` });
+}
+
+const subdomain = pattern(SUBDOMAIN, "a DNS subdomain (lower case letters, digits, '-' and '.')", 253);
+const dnsLabel = pattern(LABEL, "a DNS label (lower case letters, digits and '-')", 63);
+const hostname = pattern(HOSTNAME, "a hostname, optionally with a leading '*.' (no IP addresses, no port)", 253);
+const sectionName = pattern(SUBDOMAIN, "a section name (lower case letters, digits, '-' and '.')", 253);
+const objectName = z.string().min(1, { error: 'must not be empty' }).max(253);
+const kind = pattern(KIND, 'a Kind (letters, digits and -, starting with a letter)', 63);
+const group = pattern(GROUP, "empty (the core group) or a DNS subdomain", 253, 0);
+const namespace = dnsLabel;
+const portNumber = z
+  .number({ error: 'must be an integer' })
+  .int({ error: 'must be an integer' })
+  .min(1, { error: 'must be a port in 1..65535' })
+  .max(65535, { error: 'must be a port in 1..65535' });
+const headerName = pattern(HEADER_NAME, 'an HTTP header name (token characters only)', 256);
+const duration = z.string().regex(DURATION, { error: "must be a duration like '10s', '1m30s' or '500ms'" });
+const timestamp = z.string().regex(RFC3339, { error: "must be an RFC 3339 time like '2024-01-02T03:04:05Z'" });
+
+function enumOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, { error: `must be one of ${values.join(', ')}` });
+}
+
+const labelMap = z.record(z.string(), z.string({ error: 'label values must be strings' })).superRefine((labels, ctx) => {
+  for (const [key, value] of Object.entries(labels)) {
+    if (!validLabelKey(key)) {
+      ctx.addIssue({ code: 'custom', path: [key], message: 'must be a label key: an optional DNS prefix and "/", then a name of up to 63 characters' });
+    }
+    if (value.length > 63 || !LABEL_VALUE.test(value)) {
+      ctx.addIssue({ code: 'custom', path: [key], message: 'must be a label value: at most 63 letters, digits, "-", "_" or "."' });
+    }
+  }
+});
+
+function validLabelKey(key: string): boolean {
+  const slash = key.indexOf('/');
+  const prefix = slash < 0 ? undefined : key.slice(0, slash);
+  const name = slash < 0 ? key : key.slice(slash + 1);
+  if (prefix !== undefined && (prefix.length > 253 || !SUBDOMAIN.test(prefix))) return false;
+  return name.length <= 63 && LABEL_NAME.test(name);
+}
+
+const labelSelector = z.object({
+  matchLabels: labelMap.optional(),
+  matchExpressions: z
+    .array(z.object({ key: z.string().min(1), operator: z.string().min(1), values: z.array(z.string()).optional() }))
+    .optional(),
+});
+
+function metadata(name: z.ZodString) {
+  // Loose: metadata carries many fields (uid, resourceVersion, managedFields, ...) that are not ours to judge.
+  return z.looseObject({
+    name,
+    namespace: namespace.optional(),
+    labels: labelMap.optional(),
+    annotations: z.record(z.string(), z.string({ error: 'annotation values must be strings' })).optional(),
+    generation: z.number().int().min(0).optional(),
+    creationTimestamp: timestamp.optional(),
+  });
+}
+
+// --- GatewayClass ---
+
+const gatewayClassSpec = z.object({
+  controllerName: pattern(CONTROLLER, "a domain-prefixed path like 'example.com/gateway-controller'", 253),
+  parametersRef: z
+    .object({ group, kind, name: objectName, namespace: namespace.optional() })
+    .optional(),
+  description: z.string().max(64, { error: 'must be at most 64 characters' }).optional(),
+});
+
+// --- Gateway ---
+
+const secretObjectReference = z.object({
+  group: group.optional(),
+  kind: kind.optional(),
+  name: objectName,
+  namespace: namespace.optional(),
+});
+
+const listener = z.object({
+  name: sectionName,
+  hostname: hostname.optional(),
+  port: portNumber,
+  protocol: pattern(PROTOCOL, "a protocol like 'HTTP', 'HTTPS' or 'example.com/proto'", 255),
+  tls: z
+    .object({
+      mode: enumOf(['Terminate', 'Passthrough']).optional(),
+      certificateRefs: z.array(secretObjectReference).max(64).optional(),
+      options: z.record(z.string(), z.string()).optional(),
+      frontendValidation: z.unknown().optional(),
+    })
+    .optional(),
+  allowedRoutes: z
+    .object({
+      namespaces: z
+        .object({ from: enumOf(['All', 'Selector', 'Same']).optional(), selector: labelSelector.optional() })
+        .optional(),
+      kinds: z.array(z.object({ group: group.optional(), kind })).max(8).optional(),
+    })
+    .optional(),
+});
+
+const gatewayAddress = z.object({
+  type: pattern(ADDRESS_TYPE, "'IPAddress', 'Hostname', 'NamedAddress' or a domain-prefixed type", 253).optional(),
+  value: z.string().min(1).max(253).optional(),
+});
+
+const gatewaySpec = z
+  .object({
+    gatewayClassName: objectName,
+    listeners: z.array(listener).min(1, { error: 'must list at least one listener' }).max(64),
+    addresses: z.array(gatewayAddress).max(16).optional(),
+    infrastructure: z
+      .object({
+        labels: z.record(z.string(), z.string()).optional(),
+        annotations: z.record(z.string(), z.string()).optional(),
+        parametersRef: z.object({ group, kind, name: objectName }).optional(),
+      })
+      .optional(),
+    allowedListeners: z.unknown().optional(),
+    tls: z.unknown().optional(),
+    defaultScope: z.unknown().optional(),
+  })
+  .superRefine((spec, ctx) => {
+    // The CEL rules of the Gateway CRD.
+    const names = new Set<string>();
+    const combos = new Set<string>();
+    spec.listeners.forEach((l, i) => {
+      const at = ['listeners', i];
+      if (['HTTP', 'TCP', 'UDP'].includes(l.protocol) && l.tls !== undefined) {
+        ctx.addIssue({ code: 'custom', path: [...at, 'tls'], message: `must not be set for protocol ${l.protocol}` });
+      }
+      if (['HTTPS', 'TLS'].includes(l.protocol) && l.tls === undefined) {
+        ctx.addIssue({ code: 'custom', path: [...at, 'tls'], message: `is required for protocol ${l.protocol}` });
+      }
+      if (l.protocol === 'HTTPS' && l.tls?.mode !== undefined && l.tls.mode !== 'Terminate') {
+        ctx.addIssue({ code: 'custom', path: [...at, 'tls', 'mode'], message: 'must be Terminate for protocol HTTPS' });
+      }
+      if (['TCP', 'UDP'].includes(l.protocol) && l.hostname !== undefined) {
+        ctx.addIssue({ code: 'custom', path: [...at, 'hostname'], message: `must not be set for protocol ${l.protocol}` });
+      }
+      if (names.has(l.name)) {
+        ctx.addIssue({ code: 'custom', path: [...at, 'name'], message: `listener name "${l.name}" is used twice` });
+      }
+      names.add(l.name);
+      const combo = `${l.port}/${l.protocol}/${l.hostname ?? ''}`;
+      if (combos.has(combo)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: at,
+          message: 'the combination of port, protocol and hostname must be unique for each listener',
+        });
+      }
+      combos.add(combo);
+    });
+    const seen = new Set<string>();
+    spec.addresses?.forEach((a, i) => {
+      const type = a.type ?? 'IPAddress';
+      if (a.value === undefined) return;
+      if (type === 'IPAddress' && isIP(a.value) === 0) {
+        ctx.addIssue({ code: 'custom', path: ['addresses', i, 'value'], message: 'must be an IP address when type is IPAddress' });
+      }
+      if (type === 'Hostname' && !HOSTNAME.test(a.value)) {
+        ctx.addIssue({ code: 'custom', path: ['addresses', i, 'value'], message: 'must be a hostname when type is Hostname' });
+      }
+      if ((type === 'IPAddress' || type === 'Hostname') && seen.has(`${type}/${a.value}`)) {
+        ctx.addIssue({ code: 'custom', path: ['addresses', i, 'value'], message: `${type} values must be unique` });
+      }
+      seen.add(`${type}/${a.value}`);
+    });
+  });
+
+// --- HTTPRoute ---
+
+const parentReference = z.object({
+  group: group.optional(),
+  kind: kind.optional(),
+  namespace: namespace.optional(),
+  name: objectName,
+  sectionName: sectionName.optional(),
+  port: portNumber.optional(),
+});
+
+const pathMatch = z
+  .object({
+    type: enumOf(['Exact', 'PathPrefix', 'RegularExpression']).optional(),
+    value: z.string().max(1024, { error: 'must be at most 1024 characters' }).optional(),
+  })
+  .superRefine((p, ctx) => {
+    const type = p.type ?? 'PathPrefix';
+    const value = p.value ?? '/';
+    if (type === 'RegularExpression') return;
+    const problem = pathProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['value'], message: `${problem} (type ${type})` });
+  });
+
+/** The CRD's CEL rules for Exact and PathPrefix values, in the order it checks them. */
+function pathProblem(value: string): string | undefined {
+  if (!value.startsWith('/')) return "must be an absolute path starting with '/'";
+  for (const bad of ['//', '/./', '/../', '%2f', '%2F', '#']) {
+    if (value.includes(bad)) return `must not contain '${bad}'`;
+  }
+  if (value.endsWith('/..')) return "must not end with '/..'";
+  if (value.endsWith('/.')) return "must not end with '/.'";
+  if (!PATH_CHARS.test(value)) return 'must only contain URL path characters or %-escapes';
+  return undefined;
+}
+
+const headerMatch = z.object({
+  type: enumOf(['Exact', 'RegularExpression']).optional(),
+  name: headerName,
+  value: z.string().min(1, { error: 'must not be empty' }).max(4096),
+});
+
+const queryParamMatch = z.object({
+  type: enumOf(['Exact', 'RegularExpression']).optional(),
+  name: headerName,
+  value: z.string().min(1, { error: 'must not be empty' }).max(1024),
+});
+
+const routeMatch = z
+  .object({
+    path: pathMatch.optional(),
+    headers: z.array(headerMatch).max(16).optional(),
+    queryParams: z.array(queryParamMatch).max(16).optional(),
+    method: enumOf(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']).optional(),
+  })
+  .superRefine((m, ctx) => {
+    // headers and queryParams are list-maps keyed by name: the API server rejects a repeated name.
+    uniqueBy(m.headers, (h) => h.name, 'headers', 'name', ctx);
+    uniqueBy(m.queryParams, (q) => q.name, 'queryParams', 'name', ctx);
+  });
+
+const headerFilter = z
+  .object({
+    set: z.array(z.object({ name: headerName, value: z.string().max(4096) })).max(16).optional(),
+    add: z.array(z.object({ name: headerName, value: z.string().max(4096) })).max(16).optional(),
+    remove: z.array(headerName).max(16).optional(),
+  })
+  .superRefine((f, ctx) => {
+    uniqueBy(f.set, (h) => h.name, 'set', 'name', ctx);
+    uniqueBy(f.add, (h) => h.name, 'add', 'name', ctx);
+    uniqueBy(f.remove, (h) => h, 'remove', undefined, ctx);
+  });
+
+const filterTypes = [
+  'RequestHeaderModifier',
+  'ResponseHeaderModifier',
+  'RequestMirror',
+  'RequestRedirect',
+  'URLRewrite',
+  'ExtensionRef',
+  'CORS',
+  'ExternalAuth',
+] as const;
+
+/** Filter type → the field that must hold its configuration (and must be absent for other types). */
+const filterFields: Record<(typeof filterTypes)[number], string> = {
+  RequestHeaderModifier: 'requestHeaderModifier',
+  ResponseHeaderModifier: 'responseHeaderModifier',
+  RequestMirror: 'requestMirror',
+  RequestRedirect: 'requestRedirect',
+  URLRewrite: 'urlRewrite',
+  ExtensionRef: 'extensionRef',
+  CORS: 'cors',
+  ExternalAuth: 'externalAuth',
+};
+
+const routeFilter = z
+  .object({
+    type: enumOf(filterTypes),
+    requestHeaderModifier: headerFilter.optional(),
+    responseHeaderModifier: headerFilter.optional(),
+    // Filters Skein does not implement yet are checked only for shape; the translator reports them.
+    requestMirror: z.looseObject({}).optional(),
+    requestRedirect: z.looseObject({}).optional(),
+    urlRewrite: z.looseObject({}).optional(),
+    extensionRef: z.object({ group, kind, name: objectName }).optional(),
+    cors: z.looseObject({}).optional(),
+    externalAuth: z.looseObject({}).optional(),
+  })
+  .superRefine((f, ctx) => {
+    for (const [type, field] of Object.entries(filterFields)) {
+      const present = (f as Record<string, unknown>)[field] !== undefined;
+      if (f.type === type && !present) {
+        ctx.addIssue({ code: 'custom', path: [field], message: `is required for filter type ${type}` });
+      }
+      if (f.type !== type && present) {
+        ctx.addIssue({ code: 'custom', path: [field], message: `must not be set when the filter type is ${f.type}` });
+      }
+    }
+  });
+
+const backendRef = z
+  .object({
+    group: group.optional(),
+    kind: kind.optional(),
+    name: objectName,
+    namespace: namespace.optional(),
+    port: portNumber.optional(),
+    weight: z
+      .number()
+      .int({ error: 'must be an integer' })
+      .min(0, { error: 'must be in 0..1000000' })
+      .max(1_000_000, { error: 'must be in 0..1000000' })
+      .optional(),
+    filters: z.array(routeFilter).max(16).optional(),
+  })
+  .superRefine((b, ctx) => {
+    if ((b.group ?? '') === '' && (b.kind ?? 'Service') === 'Service' && b.port === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['port'], message: 'is required for a Service reference' });
+    }
+  });
+
+const routeRule = z
+  .object({
+    name: sectionName.optional(),
+    matches: z.array(routeMatch).max(64).optional(),
+    filters: z.array(routeFilter).max(16).optional(),
+    backendRefs: z.array(backendRef).max(16).optional(),
+    timeouts: z.object({ request: duration.optional(), backendRequest: duration.optional() }).optional(),
+    retry: z.unknown().optional(),
+    sessionPersistence: z.unknown().optional(),
+  })
+  .superRefine((rule, ctx) => {
+    const filters = rule.filters ?? [];
+    for (const once of ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite']) {
+      if (filters.filter((f) => f.type === once).length > 1) {
+        ctx.addIssue({ code: 'custom', path: ['filters'], message: `${once} filter cannot be repeated` });
+      }
+    }
+    const has = (t: string): boolean => filters.some((f) => f.type === t);
+    if (has('RequestRedirect') && has('URLRewrite')) {
+      ctx.addIssue({ code: 'custom', path: ['filters'], message: 'may specify either RequestRedirect or URLRewrite, not both' });
+    }
+    if (has('RequestRedirect') && (rule.backendRefs?.length ?? 0) > 0) {
+      ctx.addIssue({ code: 'custom', path: ['backendRefs'], message: 'must be empty when the rule has a RequestRedirect filter' });
+    }
+    const request = rule.timeouts?.request;
+    const backend = rule.timeouts?.backendRequest;
+    if (request !== undefined && backend !== undefined) {
+      const r = durationMs(request);
+      const b = durationMs(backend);
+      if (r !== 0 && b > r) {
+        ctx.addIssue({ code: 'custom', path: ['timeouts', 'backendRequest'], message: 'must not be longer than timeouts.request' });
+      }
+    }
+  });
+
+const httpRouteSpec = z
+  .object({
+    parentRefs: z.array(parentReference).max(32).optional(),
+    hostnames: z.array(hostname).max(16).optional(),
+    rules: z.array(routeRule).max(16).optional(),
+    useDefaultGateways: z.unknown().optional(),
+  })
+  .superRefine((spec, ctx) => {
+    const refs = spec.parentRefs ?? [];
+    // Two refs to the same parent must be told apart by sectionName or port, and not repeat it.
+    refs.forEach((a, i) => {
+      refs.forEach((b, j) => {
+        if (j <= i || !sameParent(a, b)) return;
+        if (a.sectionName === undefined && a.port === undefined && b.sectionName === undefined && b.port === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['parentRefs', j],
+            message: 'sectionName or port must be specified when parentRefs includes 2 or more references to the same parent',
+          });
+        } else if (a.sectionName === b.sectionName && a.port === b.port) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['parentRefs', j],
+            message: 'sectionName or port must be unique when parentRefs includes 2 or more references to the same parent',
+          });
+        }
+      });
+    });
+    const rules = spec.rules ?? [];
+    const matches = rules.reduce((n, r) => n + (r.matches?.length ?? 1), 0);
+    if (matches > 128) {
+      ctx.addIssue({ code: 'custom', path: ['rules'], message: `the total number of matches across all rules must be at most 128 (is ${matches})` });
+    }
+    uniqueBy(rules, (r) => r.name, 'rules', 'name', ctx);
+  });
+
+function sameParent(
+  a: { group?: string | undefined; kind?: string | undefined; namespace?: string | undefined; name: string },
+  b: typeof a,
+): boolean {
+  return (
+    (a.group ?? 'gateway.networking.k8s.io') === (b.group ?? 'gateway.networking.k8s.io') &&
+    (a.kind ?? 'Gateway') === (b.kind ?? 'Gateway') &&
+    (a.namespace ?? '') === (b.namespace ?? '') &&
+    a.name === b.name
+  );
+}
+
+/** A Gateway API duration in milliseconds (the format is checked by the pattern first). */
+export function durationMs(value: string): number {
+  let ms = 0;
+  for (const m of value.matchAll(/([0-9]+)(ms|h|m|s)/g)) {
+    const n = Number(m[1]);
+    ms += m[2] === 'h' ? n * 3_600_000 : m[2] === 'm' ? n * 60_000 : m[2] === 's' ? n * 1000 : n;
+  }
+  return ms;
+}
+
+// --- Service (core v1) ---
+
+const servicePort = z.object({
+  name: dnsLabel.optional(),
+  port: portNumber,
+  targetPort: z
+    .union([portNumber, pattern(IANA_SVC_NAME, 'a port number or an IANA service name', 15)])
+    .optional(),
+  protocol: enumOf(['TCP', 'UDP', 'SCTP']).optional(),
+  appProtocol: z.string().min(1).optional(),
+  nodePort: portNumber.optional(),
+});
+
+// Loose: a Service spec has many fields (sessionAffinity, ipFamilies, ...) that Skein does not read.
+const serviceSpec = z
+  .looseObject({
+    type: enumOf(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']).optional(),
+    clusterIP: z.string().optional(),
+    ports: z.array(servicePort).optional(),
+    selector: z.record(z.string(), z.string()).optional(),
+  })
+  .superRefine((spec, ctx) => {
+    const ports = spec.ports ?? [];
+    if (ports.length === 0 && spec.type !== 'ExternalName' && spec.clusterIP !== 'None') {
+      ctx.addIssue({ code: 'custom', path: ['ports'], message: 'is required unless the Service is headless or ExternalName' });
+    }
+    if (ports.length > 1) {
+      ports.forEach((p, i) => {
+        if (p.name === undefined || p.name === '') {
+          ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: 'is required when the Service has more than one port' });
+        }
+      });
+    }
+    uniqueBy(ports, (p) => p.name, 'ports', 'name', ctx);
+    uniqueBy(ports, (p) => `${p.port}/${p.protocol ?? 'TCP'}`, 'ports', 'port', ctx);
+  });
+
+// --- EndpointSlice (discovery.k8s.io/v1) ---
+
+const endpoint = z.looseObject({
+  addresses: z.array(z.string()).min(1, { error: 'must list at least one address' }).max(100),
+  conditions: z
+    .object({ ready: z.boolean().optional(), serving: z.boolean().optional(), terminating: z.boolean().optional() })
+    .optional(),
+  hostname: dnsLabel.optional(),
+  nodeName: z.string().optional(),
+  zone: z.string().optional(),
+});
+
+const endpointSlicePort = z.object({
+  name: z
+    .string()
+    .max(63)
+    .regex(/^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { error: 'must be empty or a DNS label' })
+    .optional(),
+  port: portNumber.optional(),
+  protocol: enumOf(['TCP', 'UDP', 'SCTP']).optional(),
+  appProtocol: z.string().optional(),
+});
+
+// --- Top-level objects ---
+
+function objectSchema<S extends z.ZodType>(name: z.ZodString, spec: S) {
+  return z.object({
+    apiVersion: z.string(),
+    kind: z.string(),
+    metadata: metadata(name),
+    spec,
+    status: z.unknown().optional(),
+  });
+}
+
+const endpointSliceSchema = z
+  .object({
+    apiVersion: z.string(),
+    kind: z.string(),
+    metadata: metadata(subdomain),
+    addressType: enumOf(['IPv4', 'IPv6', 'FQDN']),
+    endpoints: z.array(endpoint).max(1000),
+    ports: z.array(endpointSlicePort).max(100).optional(),
+  })
+  .superRefine((slice, ctx) => {
+    slice.endpoints.forEach((e, i) => {
+      e.addresses.forEach((a, j) => {
+        const ok =
+          slice.addressType === 'IPv4' ? isIP(a) === 4 : slice.addressType === 'IPv6' ? isIP(a) === 6 : SUBDOMAIN.test(a);
+        if (!ok) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['endpoints', i, 'addresses', j],
+            message: `must be an ${slice.addressType === 'FQDN' ? 'FQDN' : `${slice.addressType} address`} (addressType is ${slice.addressType})`,
+          });
+        }
+      });
+    });
+    uniqueBy(slice.ports, (p) => p.name ?? '', 'ports', 'name', ctx);
+  });
+
+/** The schema of each kind Skein reads. */
+export const objectSchemas: Record<KnownKind, z.ZodType> = {
+  GatewayClass: objectSchema(subdomain, gatewayClassSpec),
+  Gateway: objectSchema(subdomain, gatewaySpec),
+  HTTPRoute: objectSchema(subdomain, httpRouteSpec),
+  // Service names are DNS-1035 labels: they become DNS names and environment variable prefixes.
+  Service: objectSchema(pattern(DNS1035, "a DNS-1035 label (lower case letters, digits and '-', starting with a letter)", 63), serviceSpec),
+  EndpointSlice: endpointSliceSchema,
+};
+
+/**
+ * The apiVersions accepted for each kind. v1beta1 Gateway API objects have the same schema as v1 for
+ * these kinds (the API server serves both), so they are read the same way.
+ */
+export const acceptedApiVersions: Record<KnownKind, readonly string[]> = {
+  GatewayClass: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
+  Gateway: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
+  HTTPRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
+  Service: ['v1'],
+  EndpointSlice: ['discovery.k8s.io/v1'],
+};
+
+/** Kinds without a namespace: any `metadata.namespace` they carry is ignored, as the API server does. */
+export const clusterScoped: ReadonlySet<KnownKind> = new Set(['GatewayClass']);
+
+function uniqueBy<T>(
+  items: readonly T[] | undefined,
+  key: (item: T) => string | undefined,
+  listPath: string,
+  field: string | undefined,
+  ctx: z.RefinementCtx,
+): void {
+  const seen = new Set<string>();
+  items?.forEach((item, i) => {
+    const k = key(item);
+    if (k === undefined) return;
+    if (seen.has(k)) {
+      const path = field === undefined ? [listPath, i] : [listPath, i, field];
+      ctx.addIssue({ code: 'custom', path, message: `duplicate value "${k}"` });
+    }
+    seen.add(k);
+  });
+}

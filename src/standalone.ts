@@ -1,0 +1,222 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ControlPlane } from './controlPlane.js';
+import { startEchoServer, type EchoServer } from './echo/echoServer.js';
+import { getReady } from './envoy/admin.js';
+import { renderBootstrap } from './envoy/bootstrap.js';
+import { findEnvoy } from './envoy/findEnvoy.js';
+import { EnvoySupervisor } from './envoy/supervisor.js';
+import type { Logger } from './log.js';
+import { watchDirectory } from './sources/file/watchDirectory.js';
+import { startStatusServer, type StatusServer } from './status/statusServer.js';
+import { createXdsServer, type XdsServer } from './xds/server.js';
+
+/** Everything `skein up` runs, built from explicit options so tests can run it in-process. */
+export interface StandaloneOptions {
+  readonly configDir: string;
+  readonly logger: Logger;
+  /** Where the xDS server listens: a Unix socket path (default) or host:port for TCP. */
+  readonly xds: { readonly socketPath: string } | { readonly host: string; readonly port: number };
+  /** Envoy's admin port on 127.0.0.1 (0 picks a free one). */
+  readonly adminPort: number;
+  /** Skein's own status/metrics port on 127.0.0.1 (0 picks a free one). */
+  readonly statusPort: number;
+  /** Use incremental (delta) ADS between Envoy and Skein; otherwise state-of-the-world. */
+  readonly delta: boolean;
+  /** Start and supervise Envoy (false: control plane only, for an Envoy run elsewhere). */
+  readonly envoy: boolean;
+  readonly nodeId: string;
+  readonly nodeCluster: string;
+  /** A directory for runtime files (bootstrap). */
+  readonly runDir: string;
+  /** Echo backends to run alongside (the quickstart's blue and green). */
+  readonly echo?: readonly { name: string; host: string; port: number }[];
+  /** Envoy drain time on shutdown. */
+  readonly drainTimeoutMs?: number;
+}
+
+export interface Standalone {
+  readonly controlPlane: ControlPlane;
+  readonly xds: XdsServer;
+  readonly xdsAddress: string;
+  readonly envoy: EnvoySupervisor | undefined;
+  readonly status: StatusServer;
+  /** Resolves after the first snapshot is published. */
+  readonly firstBuild: Promise<void>;
+  statusReport(): Promise<StandaloneStatus>;
+  stop(): Promise<void>;
+}
+
+export interface StandaloneStatus {
+  readonly configDir: string;
+  readonly xdsAddress: string;
+  readonly lastBuild: unknown;
+  readonly xds: unknown;
+  readonly envoy:
+    | { readonly supervised: false }
+    | {
+        readonly supervised: true;
+        readonly pid: number | undefined;
+        readonly adminUrl: string | undefined;
+        readonly version: string | undefined;
+        readonly restarts: number;
+        readonly ready: string;
+      };
+}
+
+export function defaultRunDir(): string {
+  return path.join(os.tmpdir(), `skein-${process.getuid?.() ?? 'user'}`);
+}
+
+export async function startStandalone(opts: StandaloneOptions): Promise<Standalone> {
+  const { logger } = opts;
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async (): Promise<void> => {
+    // Reverse order of start: Envoy drains first, while the xDS server still answers it.
+    for (const stop of stops.reverse()) {
+      try {
+        await stop();
+      } catch (e) {
+        logger.warn({ err: e }, 'error while stopping');
+      }
+    }
+    stops.length = 0;
+  };
+  try {
+    await mkdir(opts.runDir, { recursive: true });
+    const echo: EchoServer[] = [];
+    for (const e of opts.echo ?? []) {
+      const s = await startEchoServer(e);
+      echo.push(s);
+      logger.info(`echo backend ${s.name} listening on ${s.host}:${s.port}`);
+    }
+    stops.push(async () => {
+      await Promise.all(echo.map((s) => s.close()));
+    });
+
+    const controlPlane = new ControlPlane({ logger });
+
+    // The xDS server starts before the first build so Envoy can connect at once; it holds the stream
+    // until a snapshot exists.
+    const xds = createXdsServer({ cache: controlPlane.cache, logger, registry: controlPlane.registry });
+    const listenOn =
+      'socketPath' in opts.xds ? `unix://${path.resolve(opts.xds.socketPath)}` : `${opts.xds.host}:${opts.xds.port}`;
+    const xdsAddress = await xds.listen(listenOn);
+    stops.push(() => xds.close());
+    logger.info(`xDS server listening on ${xdsAddress}`);
+
+    let resolveFirst: () => void = () => {};
+    const firstBuild = new Promise<void>((resolve) => {
+      resolveFirst = resolve;
+    });
+    const watcher = await watchDirectory(opts.configDir, {
+      logger,
+      onChange: (result) => {
+        const report = controlPlane.apply(result.objects, result.diagnostics);
+        if (report.published) {
+          logger.info(
+            `config from ${opts.configDir} published: ${report.resources} resources, ${report.encoded} encoded, in ${report.durationMs.toFixed(1)} ms`,
+          );
+          resolveFirst();
+        }
+      },
+    });
+    stops.push(() => watcher.close());
+
+    let envoy: EnvoySupervisor | undefined;
+    if (opts.envoy) {
+      const found = await findEnvoy();
+      logger.info(`using Envoy ${found.version} at ${found.path} (from ${found.source})`);
+      const bootstrap = renderBootstrap({
+        nodeId: opts.nodeId,
+        nodeCluster: opts.nodeCluster,
+        xds: opts.xds,
+        adminPort: opts.adminPort,
+        delta: opts.delta,
+      });
+      const bootstrapPath = path.join(opts.runDir, 'envoy-bootstrap.json');
+      await writeFile(bootstrapPath, JSON.stringify(bootstrap, null, 2));
+      envoy = new EnvoySupervisor({
+        envoyPath: found.path,
+        bootstrapPath,
+        logger,
+        runDir: opts.runDir,
+        ...(opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {}),
+      });
+      const supervised = envoy;
+      await supervised.start();
+      stops.push(async () => {
+        await supervised.stop();
+        await rm(bootstrapPath, { force: true });
+      });
+    }
+
+    const statusReport = async (): Promise<StandaloneStatus> => {
+      let envoyStatus: StandaloneStatus['envoy'] = { supervised: false };
+      if (envoy !== undefined) {
+        const adminUrl = envoy.adminUrl;
+        let ready = 'unknown';
+        if (adminUrl !== undefined) {
+          try {
+            ready = await getReady(adminUrl);
+          } catch (e) {
+            ready = `unreachable (${e instanceof Error ? e.message : String(e)})`;
+          }
+        }
+        envoyStatus = {
+          supervised: true,
+          pid: envoy.pid,
+          adminUrl,
+          version: envoy.version,
+          restarts: envoy.restarts,
+          ready,
+        };
+      }
+      return {
+        configDir: opts.configDir,
+        xdsAddress,
+        lastBuild: controlPlane.lastBuild,
+        xds: xds.status(),
+        envoy: envoyStatus,
+      };
+    };
+
+    let published = false;
+    void firstBuild.then(() => {
+      published = true;
+    });
+    const status = await startStatusServer(
+      {
+        registry: controlPlane.registry,
+        status: statusReport,
+        ready: async () => {
+          if (!published) return false;
+          if (envoy?.adminUrl === undefined) return envoy === undefined;
+          try {
+            return (await getReady(envoy.adminUrl)) === 'LIVE';
+          } catch {
+            return false;
+          }
+        },
+      },
+      { port: opts.statusPort },
+    );
+    stops.push(() => status.close());
+    logger.info(`status and metrics on ${status.url} (/status, /metrics); 'skein status' reads it`);
+
+    return {
+      controlPlane,
+      xds,
+      xdsAddress,
+      envoy,
+      status,
+      firstBuild,
+      statusReport,
+      stop: stopAll,
+    };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}

@@ -1,0 +1,87 @@
+import type { IrBackend, IrEndpoint } from '../../model/ir.js';
+import { ExtensionType, type ProtoObject, TypeUrl } from '../proto.js';
+import type { ResourceSpec } from '../resource.js';
+import { adsConfigSource, durationMs, endpointsKey, wrapped } from './protoValues.js';
+
+/** How long Envoy waits for a TCP connection to a backend before trying another host. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * One IR backend → an EDS Cluster and its ClusterLoadAssignment. The same specs serve Envoy and
+ * proxyless gRPC clients (identical content, so the encoder shares the bytes), so both messages stay
+ * within what gRPC's xDS clients accept.
+ */
+export function translateBackend(b: IrBackend): [ResourceSpec, ResourceSpec] {
+  return [cluster(b), clusterLoadAssignment(b.name, b.endpoints)];
+}
+
+/** HTTP/2 without TLS, with prior knowledge (no upgrade dance), as gRPC backends speak it. */
+const h2cProtocolOptions: ProtoObject = {
+  'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+    '@type': ExtensionType.HttpProtocolOptions,
+    explicitHttpConfig: { http2ProtocolOptions: {} },
+  },
+};
+
+function cluster(b: IrBackend): ResourceSpec {
+  const message: ProtoObject = {
+    name: b.name,
+    type: 'EDS',
+    // The EDS resource is named after the cluster: one backend, one endpoint set.
+    edsClusterConfig: { edsConfig: adsConfigSource, serviceName: b.name },
+    connectTimeout: durationMs(CONNECT_TIMEOUT_MS),
+    lbPolicy: 'ROUND_ROBIN',
+    // Envoy's panic mode (by default below 50% healthy hosts) balances over all hosts, unhealthy ones
+    // included. Unhealthy here means "not ready" in Kubernetes, hosts that must not get traffic, so panic
+    // mode is off: with no ready host Envoy answers 503 instead of sending to a pod that is not ready.
+    commonLbConfig: { healthyPanicThreshold: { value: 0 } },
+    ...(b.protocol === 'h2c' ? { typedExtensionProtocolOptions: h2cProtocolOptions } : {}),
+  };
+  return { typeUrl: TypeUrl.Cluster, name: b.name, message, deps: [], children: [endpointsKey(b.name)] };
+}
+
+/**
+ * The endpoints, always sent, even when there are none: a cluster without its load assignment stays
+ * warming in Envoy, while an empty one answers 503 (no healthy upstream) at once.
+ */
+function clusterLoadAssignment(name: string, endpoints: readonly IrEndpoint[]): ResourceSpec {
+  const lbEndpoints = uniqueEndpoints(endpoints).map((e) => ({
+    endpoint: { address: { socketAddress: { address: e.address, portValue: e.port } } },
+    // Not ready: Envoy keeps the host but sends it nothing (panic mode is off, see the cluster), and
+    // gRPC clients skip it. Ready ones are HEALTHY rather than UNKNOWN so that the state reads plainly.
+    healthStatus: e.ready ? 'HEALTHY' : 'UNHEALTHY',
+  }));
+  const message: ProtoObject = {
+    clusterName: name,
+    ...(lbEndpoints.length > 0
+      ? {
+          // gRPC's xDS clients reject a locality group without `locality` and skip one without a weight;
+          // Envoy ignores both unless locality-weighted balancing is on. One group holds every endpoint.
+          endpoints: [{ locality: {}, loadBalancingWeight: wrapped(1), lbEndpoints }],
+        }
+      : {}),
+  };
+  return { typeUrl: TypeUrl.ClusterLoadAssignment, name, message, deps: [], children: [] };
+}
+
+/**
+ * gRPC's xDS clients reject an assignment that lists one address twice, so duplicates (which the IR
+ * should not have) collapse into one entry, ready if any of them is.
+ */
+function uniqueEndpoints(endpoints: readonly IrEndpoint[]): IrEndpoint[] {
+  const byAddress = new Map<string, IrEndpoint>();
+  for (const e of endpoints) {
+    const key = `${e.address} ${e.port}`;
+    const seen = byAddress.get(key);
+    if (seen === undefined || (!seen.ready && e.ready)) byAddress.set(key, e);
+  }
+  return [...byAddress.values()];
+}
+
+/**
+ * The cluster that proxyless gRPC routes use in place of a direct response (see UNAVAILABLE_CLUSTER in
+ * route.ts): no endpoints, so every call routed to it fails with UNAVAILABLE.
+ */
+export function unavailableBackend(name: string): IrBackend {
+  return { name, protocol: 'h2c', endpoints: [] };
+}

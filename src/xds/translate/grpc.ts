@@ -1,0 +1,53 @@
+import type { IrListener, IrVirtualHost } from '../../model/ir.js';
+import { TypeUrl } from '../proto.js';
+import type { ResourceSpec } from '../resource.js';
+import { grpcHttpConnectionManager } from './httpConnectionManager.js';
+import { routeConfigKey } from './protoValues.js';
+import { routeConfiguration } from './routeConfiguration.js';
+
+/**
+ * The proxyless gRPC flavour. A gRPC client dialling `xds:///H` asks for the Listener named `H` and
+ * reads its `api_listener`; there is no socket to bind. So each concrete hostname of a virtual host
+ * becomes one Listener `H` whose routes come from RouteConfiguration `grpc/H`, holding that virtual host's
+ * routes under the single domain `H`. Wildcard hostnames name no target a client could dial and are
+ * skipped.
+ */
+
+/** One hostname's Listener and RouteConfiguration. */
+export interface GrpcHost {
+  readonly hostname: string;
+  readonly listener: ResourceSpec;
+  readonly routeConfiguration: ResourceSpec;
+}
+
+/** The RouteConfiguration of hostname `H`; the prefix keeps it apart from socket listeners' names. */
+export function grpcRouteConfigName(hostname: string): string {
+  return `grpc/${hostname}`;
+}
+
+/**
+ * The gRPC resources of one IR listener, one per concrete hostname. A hostname on two virtual hosts of
+ * the listener (which the IR should not have) goes to the first, as in the Envoy flavour.
+ */
+export function translateGrpcListener(l: IrListener): GrpcHost[] {
+  const hosts = new Map<string, IrVirtualHost>();
+  for (const vh of l.virtualHosts) {
+    for (const h of vh.hostnames) {
+      if (!h.includes('*') && !hosts.has(h)) hosts.set(h, vh);
+    }
+  }
+  return [...hosts].map(([hostname, vh]) => grpcHost(l, hostname, vh));
+}
+
+function grpcHost(l: IrListener, hostname: string, vh: IrVirtualHost): GrpcHost {
+  const rdsName = grpcRouteConfigName(hostname);
+  const listener: ResourceSpec = {
+    typeUrl: TypeUrl.Listener,
+    name: hostname,
+    message: { name: hostname, apiListener: { apiListener: grpcHttpConnectionManager(l, rdsName) } },
+    deps: [],
+    children: [routeConfigKey(rdsName)],
+  };
+  const rds = routeConfiguration(rdsName, [{ virtualHost: vh, domains: [hostname] }], 'grpc');
+  return { hostname, listener, routeConfiguration: rds };
+}

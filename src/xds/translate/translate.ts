@@ -1,0 +1,134 @@
+import type { Ir, IrBackend, IrListener, IrSecret } from '../../model/ir.js';
+import { allTypeUrls, type TypeUrl } from '../proto.js';
+import type { ResourceSpec } from '../resource.js';
+import { translateBackend, unavailableBackend } from './cluster.js';
+import type { XdsFlavor } from './flavor.js';
+import { type GrpcHost, translateGrpcListener } from './grpc.js';
+import { translateListener } from './listener.js';
+import { UNAVAILABLE_CLUSTER } from './route.js';
+import { compareStrings } from './routeConfiguration.js';
+import { translateSecret } from './secret.js';
+import { TranslateError, TranslateErrorCode } from './translateError.js';
+
+export type { XdsFlavor } from './flavor.js';
+
+export interface TranslateOptions {
+  /** Which client the resources are for: a node-wide Envoy, or proxyless gRPC clients. */
+  readonly flavor: XdsFlavor;
+}
+
+export interface IrTranslator {
+  /**
+   * The Envoy v3 resources for `ir`, sorted by type (LDS, RDS, CDS, EDS, SDS) then name. Pure; the IR
+   * should pass validate() first.
+   */
+  translate(ir: Ir, options: TranslateOptions): ResourceSpec[];
+}
+
+/**
+ * A translator that remembers, per IR object, what it translated to. IR builders share unchanged
+ * objects between builds (structural sharing), so a build in which one route changed re-translates
+ * only its listener: every other listener, backend and secret returns the very same ResourceSpec
+ * objects, and the encoder's cache then finds their bytes with a hash. Entries live in WeakMaps and go
+ * when the IR objects do.
+ *
+ * What each entry depends on is the IR object alone: routes refer to clusters and listeners to secrets
+ * by name only, so a changed backend or secret never invalidates a listener.
+ */
+export function createIrTranslator(): IrTranslator {
+  const envoyListeners = new WeakMap<IrListener, readonly ResourceSpec[]>();
+  const grpcListeners = new WeakMap<IrListener, readonly GrpcHost[]>();
+  const backends = new WeakMap<IrBackend, readonly ResourceSpec[]>();
+  const secrets = new WeakMap<IrSecret, ResourceSpec>();
+  const memo = <K extends object, V>(cache: WeakMap<K, V>, key: K, make: (k: K) => V): V => {
+    let v = cache.get(key);
+    if (v === undefined) {
+      v = make(key);
+      cache.set(key, v);
+    }
+    return v;
+  };
+
+  return {
+    translate(ir, options) {
+      checkOptions(options);
+      const out: ResourceSpec[] = [];
+      // Listeners and their route configurations: the part that differs between flavours.
+      if (options.flavor === 'envoy') {
+        for (const l of ir.listeners) out.push(...memo(envoyListeners, l, translateListener));
+      } else {
+        out.push(...grpcResources(ir.listeners, (l) => memo(grpcListeners, l, translateGrpcListener)));
+      }
+      // Clusters and endpoints: the same specs for both flavours, so node groups of either kind share bytes.
+      for (const b of ir.backends) out.push(...memo(backends, b, translateBackend));
+      if (options.flavor === 'grpc' && out.some(usesUnavailableCluster)) out.push(...UNAVAILABLE_RESOURCES);
+      // Secrets only matter to Envoy: proxyless clients get certificates from their own providers.
+      if (options.flavor === 'envoy') for (const s of ir.secrets) out.push(memo(secrets, s, translateSecret));
+      return sortAndCheck(out);
+    },
+  };
+}
+
+/** Translates `ir` once, without memoisation across calls. */
+export function translateIr(ir: Ir, options: TranslateOptions): ResourceSpec[] {
+  return createIrTranslator().translate(ir, options);
+}
+
+/**
+ * A hostname served by several IR listeners (several ports) maps to one gRPC Listener; the first IR
+ * listener by name wins, so the choice does not depend on the order of the input.
+ */
+function grpcResources(
+  listeners: readonly IrListener[],
+  hostsOf: (l: IrListener) => readonly GrpcHost[],
+): ResourceSpec[] {
+  const out: ResourceSpec[] = [];
+  const taken = new Set<string>();
+  for (const l of [...listeners].sort((a, b) => compareStrings(a.name, b.name))) {
+    for (const h of hostsOf(l)) {
+      if (taken.has(h.hostname)) continue;
+      taken.add(h.hostname);
+      out.push(h.listener, h.routeConfiguration);
+    }
+  }
+  return out;
+}
+
+const UNAVAILABLE_RESOURCES: readonly ResourceSpec[] = translateBackend(
+  unavailableBackend(UNAVAILABLE_CLUSTER),
+);
+
+function usesUnavailableCluster(r: ResourceSpec): boolean {
+  return r.deps.some((d) => d.name === UNAVAILABLE_CLUSTER);
+}
+
+const FLAVORS: readonly string[] = ['envoy', 'grpc'] satisfies readonly XdsFlavor[];
+
+function checkOptions(options: TranslateOptions): void {
+  if (!FLAVORS.includes(options.flavor)) {
+    throw new TranslateError(
+      TranslateErrorCode.InvalidOptions,
+      `Cannot translate IR as flavor "${String(options.flavor)}": expected one of ${FLAVORS.join(', ')}`,
+    );
+  }
+}
+
+const typeOrder = new Map<TypeUrl, number>(allTypeUrls.map((t, i) => [t, i]));
+
+function sortAndCheck(specs: ResourceSpec[]): ResourceSpec[] {
+  specs.sort(
+    (a, b) =>
+      (typeOrder.get(a.typeUrl) ?? 0) - (typeOrder.get(b.typeUrl) ?? 0) || compareStrings(a.name, b.name),
+  );
+  for (let i = 1; i < specs.length; i++) {
+    const a = specs[i - 1];
+    const b = specs[i];
+    if (a !== undefined && b !== undefined && a.typeUrl === b.typeUrl && a.name === b.name) {
+      throw new TranslateError(
+        TranslateErrorCode.DuplicateResource,
+        `two ${b.typeUrl} resources are named "${b.name}"`,
+      );
+    }
+  }
+  return specs;
+}
