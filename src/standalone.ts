@@ -11,6 +11,7 @@ import type { Logger } from './log.js';
 import { watchDirectory } from './sources/file/watchDirectory.js';
 import { startStatusServer, type StatusServer } from './status/statusServer.js';
 import { createXdsServer, type XdsServer } from './xds/server.js';
+import type { XdsStatus } from './xds/status.js';
 
 /** Everything `skein up` runs, built from explicit options so tests can run it in-process. */
 export interface StandaloneOptions {
@@ -52,7 +53,7 @@ export interface StandaloneStatus {
   readonly configDir: string;
   readonly xdsAddress: string;
   readonly lastBuild: unknown;
-  readonly xds: unknown;
+  readonly xds: XdsStatus;
   readonly envoy:
     | { readonly supervised: false }
     | {

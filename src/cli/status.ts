@@ -7,30 +7,6 @@ Asks a running 'skein up' (on 127.0.0.1, default status port 9902) for: Envoy re
 Envoy has ACKed per resource type, and any NACKs with Envoy's message.
 `;
 
-interface TypeState {
-  readonly acked?: string | undefined;
-  readonly sent?: string | undefined;
-  readonly pendingNonce?: string | undefined;
-  readonly resources?: number | undefined;
-}
-interface StreamState {
-  readonly nodeId: string;
-  readonly group: string;
-  readonly kind: string;
-  readonly types: Record<string, TypeState>;
-}
-interface NackState {
-  readonly time: string;
-  readonly nodeId: string;
-  readonly type: string;
-  readonly version?: string;
-  readonly message: string;
-}
-interface XdsStatusShape {
-  readonly streams?: readonly StreamState[];
-  readonly nacks?: readonly NackState[];
-}
-
 export async function runStatus(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({
     args: [...argv],
@@ -80,22 +56,24 @@ export function formatStatus(s: StandaloneStatus): string {
     );
     for (const e of build.errors ?? []) lines.push(`  error: ${e}`);
   }
-  const xds = s.xds as XdsStatusShape;
+  const xds = s.xds;
   lines.push('');
   lines.push('streams:');
-  if ((xds.streams ?? []).length === 0) lines.push('  (none connected)');
-  for (const st of xds.streams ?? []) {
-    lines.push(`  ${st.nodeId} [${st.group}, ${st.kind}]`);
-    for (const [type, t] of Object.entries(st.types)) {
-      const pending = t.pendingNonce !== undefined ? ` (waiting for ACK of nonce ${t.pendingNonce})` : '';
-      lines.push(`    ${type.padEnd(4)} acked ${t.acked ?? '-'}  sent ${t.sent ?? '-'}  resources ${t.resources ?? 0}${pending}`);
+  if (xds.streams.length === 0) lines.push('  (none connected)');
+  for (const st of xds.streams) {
+    lines.push(`  ${st.nodeId ?? '(no node yet)'} [${st.group ?? '-'}, ${st.kind}, since ${st.connectedAt}]`);
+    for (const t of st.types) {
+      const pending = t.pendingNonce !== null ? ` (waiting for ACK of nonce ${t.pendingNonce})` : '';
+      const nack = t.lastNack !== null ? ` NACKed ${t.lastNack.version}` : '';
+      lines.push(
+        `    ${t.type.padEnd(4)} acked ${t.ackedVersion ?? '-'}  sent ${t.sentVersion ?? '-'}  resources ${t.resourceCount}${pending}${nack}`,
+      );
     }
   }
   lines.push('');
-  const nacks = xds.nacks ?? [];
-  lines.push(nacks.length === 0 ? 'NACKs:   none' : `NACKs:   ${nacks.length} (newest last)`);
-  for (const n of nacks) {
-    lines.push(`  ${n.time} ${n.type} from ${n.nodeId}${n.version !== undefined ? ` rejected version ${n.version}` : ''}: ${n.message}`);
+  lines.push(xds.nacks.length === 0 ? 'NACKs:   none' : `NACKs:   ${xds.nacks.length} (newest last)`);
+  for (const n of xds.nacks) {
+    lines.push(`  ${n.time} ${n.type} from ${n.nodeId}: rejected version ${n.version}, keeps ${n.keptVersion ?? 'nothing'}: ${n.message}`);
   }
   return `${lines.join('\n')}\n`;
 }

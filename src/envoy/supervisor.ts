@@ -276,7 +276,8 @@ export class EnvoySupervisor extends EventEmitter<EnvoySupervisorEvents> {
   /** Resolves when the current Envoy's /ready says LIVE; polls across restarts until timeoutMs. */
   async waitReady(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    let last = 'admin not up yet';
+    let lastState: string | undefined;
+    let lastError = 'admin is not up yet';
     for (;;) {
       if (this.#state === 'idle' || this.#state === 'stopping') {
         throw new EnvoySupervisorError(
@@ -288,13 +289,14 @@ export class EnvoySupervisor extends EventEmitter<EnvoySupervisorEvents> {
       const remaining = deadline - Date.now();
       if (url !== undefined && remaining > 0) {
         try {
-          last = await getReady(url, { timeoutMs: Math.min(remaining, 1000) });
-          if (last === 'LIVE') return;
+          lastState = await getReady(url, { timeoutMs: Math.min(remaining, 1000) });
+          if (lastState === 'LIVE') return;
         } catch (err) {
-          last = (err as Error).message;
+          lastError = (err as Error).message;
         }
       }
       if (Date.now() >= deadline) {
+        const last = lastState === undefined ? lastError : `state ${lastState}`;
         throw new EnvoySupervisorError(
           'SKEIN_ENVOY_NOT_READY',
           `Envoy was not LIVE within ${timeoutMs} ms (last: ${last})`,

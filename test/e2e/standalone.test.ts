@@ -213,8 +213,8 @@ spec:
     const nack = await waitFor(
       'a NACK in skein status',
       async () => {
-        const s = (await skein.statusReport()) as { xds: { nacks?: { message: string }[] } };
-        return s.xds.nacks?.find((n) => /repetition|regex|RE2|invalid/i.test(n.message));
+        const s = await skein.statusReport();
+        return s.xds.nacks.find((n) => /repetition|regex|RE2|invalid/i.test(n.message));
       },
       5000,
     );

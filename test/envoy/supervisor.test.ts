@@ -140,7 +140,7 @@ describe('EnvoySupervisor', () => {
 
   it('backs off exponentially up to the cap, and starts over after a healthy run', async () => {
     const e = await track(
-      startTestEnvoy({ supervisor: { backoff: { initialMs: 50, maxMs: 150, resetAfterMs: 1500 } } }),
+      startTestEnvoy({ supervisor: { backoff: { initialMs: 50, maxMs: 150, resetAfterMs: 2500 } } }),
     );
     const s = e.supervisor;
     const delays: number[] = [];
@@ -157,7 +157,7 @@ describe('EnvoySupervisor', () => {
     await killAndRestart();
     expect(delays).toEqual([50, 100, 150]);
     // Up for longer than resetAfterMs: the next failure counts as the first again.
-    await new Promise((r) => setTimeout(r, 1600));
+    await new Promise((r) => setTimeout(r, 2600));
     await killAndRestart();
     expect(delays).toEqual([50, 100, 150, 50]);
     expect(s.restarts).toBe(4);
@@ -271,11 +271,11 @@ describe('EnvoySupervisor', () => {
 
   it('waitReady() times out with SKEIN_ENVOY_NOT_READY while Envoy waits for its first config', async () => {
     const e = await track(startTestEnvoy({ initialFetchTimeoutMs: 60_000 }));
-    const err = await e.supervisor.waitReady(400).catch((x: unknown) => x);
+    const err = await e.supervisor.waitReady(1000).catch((x: unknown) => x);
     expect(err).toBeInstanceOf(EnvoySupervisorError);
     expect(err).toMatchObject({
       code: 'SKEIN_ENVOY_NOT_READY',
-      message: expect.stringContaining('PRE_INITIALIZING'),
+      message: expect.stringContaining('(last: state PRE_INITIALIZING)'),
     });
   });
 

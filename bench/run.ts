@@ -1,0 +1,49 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * `npm run bench [-- <name> [--quick]]`: runs one benchmark (or all), prints its tables and writes
+ * bench/results/<name>.json. Benchmarks are not tests and never gate CI; a smoke run of each is in the
+ * test suite (test/bench/) so that this harness does not rot.
+ */
+export interface BenchResult {
+  readonly name: string;
+  readonly machine: unknown;
+  readonly [section: string]: unknown;
+}
+
+export interface Bench {
+  readonly name: string;
+  readonly description: string;
+  run(opts: { quick: boolean }): Promise<BenchResult>;
+}
+
+const benches: Record<string, () => Promise<Bench>> = {
+  'xds-translate-push': async () => (await import('./xds-translate-push.js')).bench,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const quick = argv.includes('--quick');
+  const names = argv.filter((a) => !a.startsWith('--'));
+  const selected = names.length === 0 ? Object.keys(benches) : names;
+  for (const name of selected) {
+    const load = benches[name];
+    if (load === undefined) {
+      process.stderr.write(`bench: unknown benchmark "${name}"; known: ${Object.keys(benches).join(', ')}\n`);
+      return 2;
+    }
+    const bench = await load();
+    process.stdout.write(`== ${bench.name}: ${bench.description}${quick ? ' (quick)' : ''}\n`);
+    const result = await bench.run({ quick });
+    const dir = path.join(import.meta.dirname, 'results');
+    await mkdir(dir, { recursive: true });
+    const file = path.join(dir, `${name}${quick ? '.quick' : ''}.json`);
+    await writeFile(file, `${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(`\nwrote ${path.relative(process.cwd(), file)}\n`);
+  }
+  return 0;
+}
+
+if (process.argv[1] !== undefined && import.meta.filename === path.resolve(process.argv[1])) {
+  process.exitCode = await main(process.argv.slice(2));
+}
