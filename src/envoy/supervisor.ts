@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Level } from 'pino';
 import type { Logger } from '../log.js';
 import { drainListeners, getReady, getStats } from './admin.js';
 import { isLoopbackAddress } from './bootstrap.js';
@@ -126,6 +127,8 @@ export class EnvoySupervisor extends EventEmitter<EnvoySupervisorEvents> {
   readonly #backoffResetMs: number;
 
   #state: State = 'idle';
+  /** Bumped by every start() and stop(), so a start() that stop() overtook never carries on. */
+  #generation = 0;
   #dir: string | undefined;
   #current: Instance | undefined;
   #seq = 0;
@@ -209,6 +212,8 @@ export class EnvoySupervisor extends EventEmitter<EnvoySupervisorEvents> {
       );
     }
     this.#state = 'starting';
+    const generation = ++this.#generation;
+    const superseded = (): boolean => this.#generation !== generation || this.#state !== 'starting';
     this.#restarts = 0;
     this.#failures = 0;
     try {
@@ -226,7 +231,7 @@ export class EnvoySupervisor extends EventEmitter<EnvoySupervisorEvents> {
         `starting Envoy ${this.#version}${note}`,
       );
       const dir = await mkdtemp(path.join(this.#opts.runDir ?? os.tmpdir(), 'envoy-'));
-      if (this.#state !== 'starting') {
+      if (superseded()) {
         await rm(dir, { recursive: true, force: true });
         throw stoppedDuringStart();
       }
@@ -234,11 +239,11 @@ export class EnvoySupervisor extends EventEmitter<EnvoySupervisorEvents> {
       process.on('exit', this.#onProcessExit);
       const instance = this.#spawn();
       await this.#awaitAdmin(instance);
-      if (this.#state !== 'starting') throw stoppedDuringStart();
+      if (superseded()) throw stoppedDuringStart();
       this.#state = 'running';
       void this.#watchReady(instance);
     } catch (err) {
-      if (this.#state === 'starting') {
+      if (!superseded()) {
         this.#state = 'stopping';
         await this.#terminate(this.#current, 0);
         await this.#cleanup();
@@ -258,6 +263,7 @@ export class EnvoySupervisor extends EventEmitter<EnvoySupervisorEvents> {
     if (this.#stopping !== undefined) return this.#stopping;
     if (this.#state === 'idle') return Promise.resolve();
     this.#state = 'stopping';
+    this.#generation++;
     if (this.#restartTimer !== undefined) {
       clearTimeout(this.#restartTimer);
       this.#restartTimer = undefined;
@@ -599,7 +605,7 @@ const LEVELS = {
   warning: 'warn',
   error: 'error',
   critical: 'fatal',
-} as const satisfies Record<string, keyof Logger & ('trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal')>;
+} as const satisfies Record<string, Level>;
 
 type PinoLevel = (typeof LEVELS)[keyof typeof LEVELS];
 

@@ -1,61 +1,83 @@
 import type { Ir, IrBackend, IrListener, IrRoute, IrVirtualHost } from '../model/ir.js';
 import { virtualHostName } from '../model/names.js';
 import type { BackendIndex } from './backends.js';
+import { covers, isWildcard, specificity } from './hostnames.js';
 import type { RouteState } from './httpRoutes.js';
-import { type Bind, type GatewayState, listenerProgrammed } from './listeners.js';
+import { type Bind, type GatewayState, type ListenerState, listenerProgrammed } from './listeners.js';
 import { comparePrecedence, type RankedRoute } from './precedence.js';
 
 /**
- * Step 7: the IR. One IR listener per bound socket (address and port) that at least one programmed
- * listener uses, even without routes (Envoy then answers 404, as a Gateway with no routes should). Within
- * it, one virtual host per hostname a route serves there; routes of every HTTPRoute attached for that
- * hostname merge into it, in Gateway API precedence order. The backends are those the routes forward to.
- * Every list is sorted by name.
+ * Step 7: the IR. One IR listener per socket (address and port) that at least one programmed listener
+ * binds. Its virtual hosts are keyed by hostname ("domain"): one for each programmed listener's own
+ * hostname (`*` without one), so that a host the listener owns but no route serves gets a 404 there
+ * rather than falling through to another listener's routes; and one for each hostname an accepted route
+ * serves.
+ *
+ * A request is matched to a listener first (the most specific listener hostname that covers its host:
+ * "listener isolation"), then to that listener's routes. So each domain belongs to the most specific
+ * listener covering it, and its virtual host holds every route attached to that listener whose hostnames
+ * cover the domain (a route for `*.example.com` also serves `a.example.com`), ordered as the spec says:
+ * routes with the longest matching precise hostname first, then the longest matching hostname, then
+ * match precedence (see precedence.ts). The backends are those the routes forward to. Lists are sorted.
  */
 export function assembleIr(gateways: Iterable<GatewayState>, routes: readonly RouteState[], backends: BackendIndex): Ir {
-  const sockets = new Map<string, { bind: Bind; hosts: Map<string, VirtualHostBuilder> }>();
+  const sockets = new Map<string, { bind: Bind; listeners: ListenerState[] }>();
   for (const g of gateways) {
     for (const l of g.listeners) {
       if (!listenerProgrammed(l)) continue;
-      for (const bind of l.binds) if (!sockets.has(bind.name)) sockets.set(bind.name, { bind, hosts: new Map() });
+      for (const bind of l.binds) {
+        const socket = sockets.get(bind.name);
+        if (socket === undefined) sockets.set(bind.name, { bind, listeners: [l] });
+        else socket.listeners.push(l);
+      }
     }
   }
-
+  // The routes on each programmed listener; a route that has no rule left to serve takes no part.
+  const attached = new Map<ListenerState, { route: RouteState; hostnames: readonly string[] }[]>();
   for (const r of routes) {
+    if (r.translated.rules.length === 0) continue;
     for (const a of r.attachments) {
       if (!listenerProgrammed(a.listener)) continue;
-      for (const bind of a.listener.binds) {
-        const socket = sockets.get(bind.name);
-        if (socket === undefined) continue;
-        for (const hostname of a.hostnames) {
-          let vh = socket.hosts.get(hostname);
-          if (vh === undefined) {
-            vh = { seen: new Set(), ranked: [] };
-            socket.hosts.set(hostname, vh);
-          }
-          for (const rule of r.translated.rules) {
-            for (const rr of rule.routes) {
-              // A route reached through two parentRefs (or two listeners on one socket) counts once.
-              if (vh.seen.has(rr.route)) continue;
-              vh.seen.add(rr.route);
-              vh.ranked.push(rr);
-            }
-          }
-        }
-      }
+      const list = attached.get(a.listener);
+      if (list === undefined) attached.set(a.listener, [{ route: r, hostnames: a.hostnames }]);
+      else list.push({ route: r, hostnames: a.hostnames });
     }
   }
 
   const listeners: IrListener[] = [];
   const used = new Set<string>();
-  for (const { bind, hosts } of sockets.values()) {
+  for (const { bind, listeners: onSocket } of sockets.values()) {
+    const domains = new Set<string>();
+    for (const l of onSocket) {
+      domains.add(l.hostname ?? '*');
+      for (const a of attached.get(l) ?? []) for (const h of a.hostnames) domains.add(h);
+    }
     const virtualHosts: IrVirtualHost[] = [];
-    for (const [hostname, vh] of hosts) {
-      const ordered: IrRoute[] = vh.ranked.sort((a, b) => comparePrecedence(a.key, b.key)).map((rr) => rr.route);
+    for (const domain of domains) {
+      const owner = ownerOf(domain, onSocket);
+      if (owner === undefined) continue;
+      const seen = new Set<IrRoute>();
+      const entries: { ranked: RankedRoute; host: HostRank }[] = [];
+      for (const a of attached.get(owner) ?? []) {
+        if (!a.hostnames.some((p) => covers(p, domain))) continue;
+        const host = hostRank(a.route.route.spec?.hostnames ?? [], domain);
+        for (const rule of a.route.translated.rules) {
+          for (const ranked of rule.routes) {
+            // A route reached through two parentRefs to one listener counts once.
+            if (seen.has(ranked.route)) continue;
+            seen.add(ranked.route);
+            entries.push({ ranked, host });
+          }
+        }
+      }
+      entries.sort(
+        (a, b) => b.host.precise - a.host.precise || b.host.any - a.host.any || comparePrecedence(a.ranked.key, b.ranked.key),
+      );
+      const ordered = entries.map((e) => e.ranked.route);
       for (const route of ordered) {
         if (route.action.kind === 'forward') for (const b of route.action.backends) used.add(b.backend);
       }
-      virtualHosts.push({ name: virtualHostName(bind.name, hostname), hostnames: [hostname], routes: ordered });
+      virtualHosts.push({ name: virtualHostName(bind.name, domain), hostnames: [domain], routes: ordered });
     }
     listeners.push({
       name: bind.name,
@@ -74,9 +96,31 @@ export function assembleIr(gateways: Iterable<GatewayState>, routes: readonly Ro
   return { listeners: listeners.sort(byName), backends: irBackends.sort(byName), secrets: [] };
 }
 
-interface VirtualHostBuilder {
-  readonly seen: Set<IrRoute>;
-  readonly ranked: RankedRoute[];
+/** The listener a request for `domain` is matched to: the most specific one whose hostname covers it. */
+function ownerOf(domain: string, listeners: readonly ListenerState[]): ListenerState | undefined {
+  let best: ListenerState | undefined;
+  for (const l of listeners) {
+    const own = l.hostname ?? '*';
+    if (!covers(own, domain)) continue;
+    if (best === undefined || specificity(own) > specificity(best.hostname ?? '*')) best = l;
+  }
+  return best;
+}
+
+/** The spec's hostname precedence between routes: characters of the matching precise, then any, hostname. */
+interface HostRank {
+  readonly precise: number;
+  readonly any: number;
+}
+
+function hostRank(routeHostnames: readonly string[], domain: string): HostRank {
+  let best: HostRank = { precise: 0, any: 0 };
+  for (const h of routeHostnames) {
+    if (!covers(h, domain)) continue;
+    const rank = { precise: isWildcard(h) ? 0 : h.length, any: h.length };
+    if (rank.precise > best.precise || (rank.precise === best.precise && rank.any > best.any)) best = rank;
+  }
+  return best;
 }
 
 function byName(a: { name: string }, b: { name: string }): number {

@@ -46,3 +46,23 @@ export function intersectHostnames(listener: string | undefined, route: readonly
   }
   return [...out].sort();
 }
+
+/**
+ * Whether every host `pattern` matches is also matched by `by`: `*` covers everything, a hostname covers
+ * itself, and a wildcard covers the hosts and the narrower wildcards under it (`*.example.com` covers
+ * `a.example.com` and `*.a.example.com`).
+ */
+export function covers(by: string, pattern: string): boolean {
+  if (by === '*' || by === pattern) return true;
+  if (!isWildcard(by)) return false;
+  return hostMatches(isWildcard(pattern) ? pattern.slice(2) : pattern, by);
+}
+
+/**
+ * How specific a hostname is, for choosing among listeners that cover a host: a precise name beats any
+ * wildcard, a longer wildcard suffix beats a shorter one, and `*` (a listener without hostname) is last.
+ */
+export function specificity(hostname: string): number {
+  if (hostname === '*') return 0;
+  return isWildcard(hostname) ? hostname.length : 1000 + hostname.length;
+}

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { listenerName } from '../model/names.js';
 import type { Diagnostic, Gateway } from '../sources/objects.js';
 import { type AddressResult, gatewayAddresses } from './addresses.js';
@@ -138,18 +139,19 @@ export function processGateways(
     for (const l of g.listeners) {
       if (!l.accepted.ok || l.supportedKinds.length === 0) continue;
       l.binds = g.addresses.addresses.map((address) => ({ name: listenerName(address, l.port), address, port: l.port }));
-      for (const { name: bind } of l.binds) {
-        const claim = `${bind}|${l.hostname ?? ''}`;
+      for (const bind of l.binds) {
+        const claim = `${bind.name}|${l.hostname ?? ''}`;
         const first = claims.get(claim);
         if (first === undefined) {
           claims.set(claim, l);
           continue;
         }
         const host = l.hostname === undefined ? 'any hostname' : `hostname ${l.hostname}`;
-        l.conflict ??= `${host} on ${bind.slice('listener/'.length)} is already served by listener ${first.name} of Gateway ${first.gateway.namespace}/${first.gateway.name}`;
+        const socket = `${isIP(bind.address) === 6 ? `[${bind.address}]` : bind.address}:${bind.port}`;
+        l.conflict ??= `${host} on ${socket} is already served by listener ${first.name} of Gateway ${first.gateway.namespace}/${first.gateway.name}`;
         // Within one Gateway no listener may win (the spec: indistinct listeners are all rejected).
         if (first.gateway === g) {
-          first.conflict ??= `${host} on ${bind.slice('listener/'.length)} is also claimed by listener ${l.name} of the same Gateway`;
+          first.conflict ??= `${host} on ${socket} is also claimed by listener ${l.name} of the same Gateway`;
         }
       }
     }

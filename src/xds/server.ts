@@ -62,11 +62,15 @@ interface ActiveStream {
 export function createXdsServer(options: XdsServerOptions): XdsServer {
   const grace = options.shutdownGraceMs ?? 500;
   if (!Number.isFinite(grace) || grace < 0) {
-    throw new TypeError(`Cannot create the xDS server as shutdownGraceMs is not a duration: current value is ${grace}`);
+    throw new TypeError(
+      `Cannot create the xDS server as shutdownGraceMs is not a duration: current value is ${grace}`,
+    );
   }
   const history = options.nackHistory ?? 50;
   if (!Number.isInteger(history) || history < 1) {
-    throw new TypeError(`Cannot create the xDS server as nackHistory is not a positive integer: current value is ${history}`);
+    throw new TypeError(
+      `Cannot create the xDS server as nackHistory is not a positive integer: current value is ${history}`,
+    );
   }
   const { cache } = options;
   const log = options.logger.child({ component: 'xds' });
@@ -117,7 +121,12 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
             call.write(bytes);
             metrics.responses.inc({ type: event.type });
             slog.debug(
-              { type: event.type, nonce: event.nonce, version: event.version, resources: event.resources.length },
+              {
+                type: event.type,
+                nonce: event.nonce,
+                version: event.version,
+                resources: event.resources.length,
+              },
               'xDS response sent',
             );
             if (sendChannel.hasSubscribers) sendChannel.publish(event);
@@ -169,7 +178,10 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
       call.on('data', (decoded: Decoded<Req>) => {
         if (finished) return;
         if (!decoded.ok) {
-          slog.warn({ code: XdsErrorCode.BadRequest, error: decoded.error }, 'undecodable xDS request ignored');
+          slog.warn(
+            { code: XdsErrorCode.BadRequest, error: decoded.error },
+            'undecodable xDS request ignored',
+          );
           return;
         }
         try {
@@ -179,7 +191,10 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
             try {
               group = cache.groupOf(node);
             } catch (e) {
-              slog.error({ code: XdsErrorCode.NodeGroupFailed, node: node.id, err: e }, 'node grouping failed');
+              slog.error(
+                { code: XdsErrorCode.NodeGroupFailed, node: node.id, err: e },
+                'node grouping failed',
+              );
               finish('node grouping failed');
               call.emit('error', { code: GrpcStatus.INTERNAL, details: `${XdsErrorCode.NodeGroupFailed}` });
               return;
@@ -219,12 +234,18 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     (call, callback) => {
       const decoded = call.request;
       if (!decoded.ok) {
-        callback({ code: GrpcStatus.INVALID_ARGUMENT, details: `${XdsErrorCode.BadRequest}: ${decoded.error}` });
+        callback({
+          code: GrpcStatus.INVALID_ARGUMENT,
+          details: `${XdsErrorCode.BadRequest}: ${decoded.error}`,
+        });
         return;
       }
       const req = decoded.request;
       if (req.typeUrl !== '' && req.typeUrl !== method.typeUrl) {
-        callback({ code: GrpcStatus.INVALID_ARGUMENT, details: `${XdsErrorCode.TypeMismatch}: ${req.typeUrl}` });
+        callback({
+          code: GrpcStatus.INVALID_ARGUMENT,
+          details: `${XdsErrorCode.TypeMismatch}: ${req.typeUrl}`,
+        });
         return;
       }
       try {
@@ -252,14 +273,20 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     registry,
 
     async listen(address: string): Promise<string> {
-      if (closing !== undefined) throw new XdsError(XdsErrorCode.Closed, 'Cannot listen as the xDS server is closed');
+      if (closing !== undefined)
+        throw new XdsError(XdsErrorCode.Closed, 'Cannot listen as the xDS server is closed');
       const target = parseAddress(address);
       if (target.kind === 'unix') await prepareSocketPath(target.path);
       const grpcAddress = target.kind === 'unix' ? `unix://${target.path}` : `${target.host}:${target.port}`;
       const port = await new Promise<number>((resolve, reject) => {
         server.bindAsync(grpcAddress, ServerCredentials.createInsecure(), (err, p) => {
           if (err === null) resolve(p);
-          else reject(new XdsError(XdsErrorCode.ListenFailed, `Cannot listen on ${address}: ${err.message}`, { cause: err }));
+          else
+            reject(
+              new XdsError(XdsErrorCode.ListenFailed, `Cannot listen on ${address}: ${err.message}`, {
+                cause: err,
+              }),
+            );
         });
       });
       if (target.kind === 'unix') {
@@ -313,11 +340,17 @@ type ParsedAddress =
 /** `unix:///abs/path`, `unix:/abs/path`, `unix:relative/path`, or `host:port` / `[v6]:port`. */
 export function parseAddress(address: string): ParsedAddress {
   if (address.startsWith('unix:')) {
-    const rest = address.startsWith('unix://') ? address.slice('unix://'.length) : address.slice('unix:'.length);
+    const rest = address.startsWith('unix://')
+      ? address.slice('unix://'.length)
+      : address.slice('unix:'.length);
     if (address.startsWith('unix://') && !rest.startsWith('/')) {
-      throw new XdsError(XdsErrorCode.BadAddress, `Cannot listen on ${address} as unix:// needs an absolute path`);
+      throw new XdsError(
+        XdsErrorCode.BadAddress,
+        `Cannot listen on ${address} as unix:// needs an absolute path`,
+      );
     }
-    if (rest === '') throw new XdsError(XdsErrorCode.BadAddress, `Cannot listen on ${address}: no socket path`);
+    if (rest === '')
+      throw new XdsError(XdsErrorCode.BadAddress, `Cannot listen on ${address}: no socket path`);
     return { kind: 'unix', path: path.resolve(rest) };
   }
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):(\d{1,5})$/.exec(address);
@@ -349,10 +382,16 @@ async function prepareSocketPath(p: string): Promise<void> {
   }
   const probe = await probeSocket(p);
   if (probe === 'alive') {
-    throw new XdsError(XdsErrorCode.AddressInUse, `Cannot listen on ${p} as another process is serving on it`);
+    throw new XdsError(
+      XdsErrorCode.AddressInUse,
+      `Cannot listen on ${p} as another process is serving on it`,
+    );
   }
   if (probe !== 'stale') {
-    throw new XdsError(XdsErrorCode.ListenFailed, `Cannot listen on ${p}: probing the old socket failed (${probe})`);
+    throw new XdsError(
+      XdsErrorCode.ListenFailed,
+      `Cannot listen on ${p}: probing the old socket failed (${probe})`,
+    );
   }
   await unlink(p);
 }
@@ -378,7 +417,12 @@ function probeSocket(p: string): Promise<'alive' | 'stale' | string> {
 }
 
 /** A metric of the registry, created on first use: two servers may share one registry (tests, restarts). */
-function counter(registry: Registry, name: string, help: string, labelNames: readonly string[]): Counter<string> {
+function counter(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+): Counter<string> {
   const existing = registry.getSingleMetric(name);
   if (existing instanceof Counter) return existing;
   return new Counter({ name, help, labelNames, registers: [registry] });
@@ -390,4 +434,4 @@ function gauge(registry: Registry, name: string, help: string, labelNames: reado
   return new Gauge({ name, help, labelNames, registers: [registry] });
 }
 
-export type { XdsNackRecord, XdsStatus, XdsStreamStatus, XdsTypeStatus, StreamKind } from './status.js';
+export type { StreamKind, XdsNackRecord, XdsStatus, XdsStreamStatus, XdsTypeStatus } from './status.js';

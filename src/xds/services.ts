@@ -7,7 +7,13 @@ import type {
 } from '@grpc/grpc-js';
 import { TypeUrl } from './proto.js';
 import type { StreamKind } from './status.js';
-import { type Decoded, type DeltaRequest, decodeDeltaRequest, decodeSotwRequest, type SotwRequest } from './wire.js';
+import {
+  type Decoded,
+  type DeltaRequest,
+  decodeDeltaRequest,
+  decodeSotwRequest,
+  type SotwRequest,
+} from './wire.js';
 
 /**
  * The gRPC services of the xDS transport protocol, built by hand rather than from the .proto service

@@ -6,7 +6,10 @@ import type { TypeUrl } from './proto.js';
  */
 
 /** How a client connected: aggregated (ADS) or one type per stream, state of the world or incremental. */
-export type StreamKind = 'ads-sotw' | 'ads-delta' | `${'lds' | 'rds' | 'cds' | 'eds' | 'sds'}-${'sotw' | 'delta'}`;
+export type StreamKind =
+  | 'ads-sotw'
+  | 'ads-delta'
+  | `${'lds' | 'rds' | 'cds' | 'eds' | 'sds'}-${'sotw' | 'delta'}`;
 
 /** One rejected response. */
 export interface XdsNackRecord {

@@ -19,9 +19,9 @@ import {
 } from './target.js';
 import {
   type DeltaRequest,
+  type ErrorDetail,
   encodeDeltaResponse,
   encodeSotwResponse,
-  type ErrorDetail,
   type NodeInfo,
   type SotwRequest,
 } from './wire.js';
@@ -106,7 +106,7 @@ class TypeState {
 
   constructor(
     readonly typeUrl: TypeUrl,
-    delta: boolean,
+    readonly delta: boolean,
   ) {
     this.fullState = delta || wildcardTypes.has(typeUrl);
   }
@@ -127,9 +127,13 @@ class TypeState {
     return this.wildcard || this.names.has(name);
   }
 
-  /** Forgets what the client no longer subscribes to: a client drops unsubscribed resources itself. */
+  /**
+   * Forgets what the client no longer subscribes to, where the client drops it itself: in delta, and for
+   * SotW EDS/RDS/SDS. A SotW LDS/CDS client keeps what it has until the next response, which is the full
+   * set and so removes what was unsubscribed.
+   */
   prune(): void {
-    if (this.wildcard) return;
+    if (this.wildcard || (this.fullState && !this.delta)) return;
     for (const name of [...this.held.keys()]) if (!this.names.has(name)) this.held.delete(name);
     for (const name of [...this.acked.keys()]) if (!this.names.has(name)) this.acked.delete(name);
   }
@@ -461,7 +465,13 @@ export class XdsStream {
         return r === undefined ? [] : [r.deltaResource];
       });
       bytes = encodeDeltaResponse(
-        { systemVersionInfo: version, typeUrl: st.typeUrl, nonce, removedResources: removed, ...controlPlane },
+        {
+          systemVersionInfo: version,
+          typeUrl: st.typeUrl,
+          nonce,
+          removedResources: removed,
+          ...controlPlane,
+        },
         resources,
       );
     } else {

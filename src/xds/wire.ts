@@ -43,7 +43,9 @@ export interface DeltaRequest {
 }
 
 /** What a request deserializer yields: never a throw, so one bad message cannot end a stream. */
-export type Decoded<T> = { readonly ok: true; readonly request: T } | { readonly ok: false; readonly error: string };
+export type Decoded<T> =
+  | { readonly ok: true; readonly request: T }
+  | { readonly ok: false; readonly error: string };
 
 export interface SotwResponseHeader {
   readonly versionInfo: string;
@@ -173,11 +175,46 @@ function writeVarint(buf: Uint8Array, at: number, n: number): number {
 }
 
 function toPlain(typeName: string, bytes: Uint8Array): Record<string, unknown> {
+  checkFraming(bytes);
   const type = messageType(typeName);
   return type.toObject(type.decode(bytes), { longs: Number, enums: String, defaults: false }) as Record<
     string,
     unknown
   >;
+}
+
+/**
+ * Walks the top-level fields and checks that every length fits the buffer. protobufjs reads a string
+ * whose length overruns the buffer as a shorter string instead of failing; a request cut short must be
+ * rejected, not half-understood.
+ */
+function checkFraming(bytes: Uint8Array): void {
+  let at = 0;
+  const varint = (): number => {
+    let n = 0;
+    let mul = 1;
+    for (let i = 0; i < 10; i++) {
+      const b = bytes[at++];
+      if (b === undefined) throw new Error('truncated varint');
+      n += (b & 0x7f) * mul;
+      if (b < 0x80) return n;
+      mul *= 128;
+    }
+    throw new Error('varint too long');
+  };
+  while (at < bytes.length) {
+    const tag = varint();
+    const wireType = tag & 7;
+    if (tag < 8) throw new Error('field number 0');
+    if (wireType === 0) varint();
+    else if (wireType === 1) at += 8;
+    else if (wireType === 2) {
+      const len = varint();
+      at += len;
+    } else if (wireType === 5) at += 4;
+    else throw new Error(`invalid wire type ${wireType}`);
+    if (at > bytes.length) throw new Error(`field overruns the message (${at} > ${bytes.length})`);
+  }
 }
 
 function node(value: unknown): NodeInfo | undefined {

@@ -279,6 +279,34 @@ describe('EnvoySupervisor', () => {
     });
   });
 
+  it('stop() during start() wins: start() rejects and nothing is left running', async () => {
+    const e = await track(createTestEnvoy());
+    const s = e.supervisor;
+    const pids: number[] = [];
+    s.on('started', (pid) => pids.push(pid));
+
+    // Before Envoy is spawned.
+    const early = s.start().catch((err: unknown) => err);
+    await s.stop();
+    expect(await early).toMatchObject({
+      code: 'SKEIN_ENVOY_START_FAILED',
+      message: expect.stringContaining('stop()'),
+    });
+
+    // After it is spawned, before admin is up.
+    const late = s.start().catch((err: unknown) => err);
+    const [pid] = await next<[number]>(s, 'started');
+    await s.stop();
+    expect(await late).toMatchObject({ code: 'SKEIN_ENVOY_START_FAILED' });
+    expect(pids).toEqual([pid]);
+    expect(processExists(pid)).toBe(false);
+    expect((await readdir(e.dir)).filter((n) => n.startsWith('envoy-'))).toEqual([]);
+
+    // And it can start again afterwards.
+    await s.start();
+    expect(s.adminUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  });
+
   it('refuses a second start() and waitReady() after stop()', async () => {
     const e = await track(startTestEnvoy());
     await expect(e.supervisor.start()).rejects.toMatchObject({ code: 'SKEIN_ENVOY_ALREADY_STARTED' });

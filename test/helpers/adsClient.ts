@@ -153,7 +153,9 @@ export class XdsTestStream<Req, Res> {
     this.#decode = decode;
     this.#delta = delta;
     this.ended = new Promise((resolve) => {
-      call.on('status', (s: { code: number; details: string }) => resolve({ code: s.code, details: s.details }));
+      call.on('status', (s: { code: number; details: string }) =>
+        resolve({ code: s.code, details: s.details }),
+      );
       call.on('error', (e: ServiceError) => resolve({ code: e.code, details: e.details }));
     });
     call.on('data', (buf: Buffer) => this.#onData(buf));
@@ -186,7 +188,8 @@ export class XdsTestStream<Req, Res> {
     const deadline = Date.now() + timeoutMs;
     while (this.#read >= this.received.length) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no xDS response within ${timeoutMs} ms (got ${this.received.length} so far)`);
+      if (left <= 0)
+        throw new Error(`no xDS response within ${timeoutMs} ms (got ${this.received.length} so far)`);
       await this.#wait(left);
     }
     const r = this.received[this.#read++];
@@ -357,7 +360,8 @@ export function decodeDeltaResponse(raw: Buffer): DeltaResponse {
     const meta = m.resources[i];
     if (any === undefined || meta === undefined) throw new Error('delta Resource without a resource');
     const r = received(any, meta.version);
-    if (r.name !== meta.name) throw new Error(`Resource.name ${meta.name} but the resource is named ${r.name}`);
+    if (r.name !== meta.name)
+      throw new Error(`Resource.name ${meta.name} but the resource is named ${r.name}`);
     return r;
   });
   return {
@@ -372,7 +376,13 @@ export function decodeDeltaResponse(raw: Buffer): DeltaResponse {
 
 function received(any: Buffer, version: string | undefined): ReceivedResource {
   const { typeUrl, message } = decodeAny(any);
-  return { name: resourceName(typeUrl, message), typeUrl, any, message, ...(version === undefined ? {} : { version }) };
+  return {
+    name: resourceName(typeUrl, message),
+    typeUrl,
+    any,
+    message,
+    ...(version === undefined ? {} : { version }),
+  };
 }
 
 export function resourceName(typeUrl: string, message: Record<string, unknown>): string {
@@ -452,9 +462,16 @@ export class EnvoyLike {
   /** Make-before-break breaches, as readable sentences. */
   readonly breaches: string[] = [];
   /** Every response in order: type, nonce, names sent, names removed, and whether it was NACKed. */
-  readonly log: Array<{ typeUrl: string; nonce: string; names: string[]; removed: readonly string[]; nacked: boolean }> =
-    [];
-  readonly #stream: XdsTestStream<SotwRequestInit, SotwResponse> | XdsTestStream<DeltaRequestInit, DeltaResponse>;
+  readonly log: Array<{
+    typeUrl: string;
+    nonce: string;
+    names: string[];
+    removed: readonly string[];
+    nacked: boolean;
+  }> = [];
+  readonly #stream:
+    | XdsTestStream<SotwRequestInit, SotwResponse>
+    | XdsTestStream<DeltaRequestInit, DeltaResponse>;
   readonly #delta: boolean;
   readonly #options: EnvoyLikeOptions;
   /** Explicit subscriptions for the named types. */
@@ -486,7 +503,9 @@ export class EnvoyLike {
     return e;
   }
 
-  get stream(): XdsTestStream<SotwRequestInit, SotwResponse> | XdsTestStream<DeltaRequestInit, DeltaResponse> {
+  get stream():
+    | XdsTestStream<SotwRequestInit, SotwResponse>
+    | XdsTestStream<DeltaRequestInit, DeltaResponse> {
     return this.#stream;
   }
 
@@ -514,12 +533,16 @@ export class EnvoyLike {
 
   #sendSotw(req: SotwRequestInit): void {
     const node = this.#node();
-    (this.#stream as XdsTestStream<SotwRequestInit, SotwResponse>).send(node === undefined ? req : { ...req, node });
+    (this.#stream as XdsTestStream<SotwRequestInit, SotwResponse>).send(
+      node === undefined ? req : { ...req, node },
+    );
   }
 
   #sendDelta(req: DeltaRequestInit): void {
     const node = this.#node();
-    (this.#stream as XdsTestStream<DeltaRequestInit, DeltaResponse>).send(node === undefined ? req : { ...req, node });
+    (this.#stream as XdsTestStream<DeltaRequestInit, DeltaResponse>).send(
+      node === undefined ? req : { ...req, node },
+    );
   }
 
   #onSotw(_s: XdsTestStream<SotwRequestInit, SotwResponse>, res: SotwResponse): void {
@@ -653,7 +676,12 @@ export class EnvoyLike {
   }
 
   /** Make-before-break checks for one accepted response, then the state change. */
-  #checkAndApply(t: string, next: Map<string, Held>, removed: readonly string[], sent: readonly ReceivedResource[]) {
+  #checkAndApply(
+    t: string,
+    next: Map<string, Held>,
+    removed: readonly string[],
+    sent: readonly ReceivedResource[],
+  ) {
     const b = (msg: string): void => {
       this.breaches.push(msg);
     };
@@ -677,7 +705,8 @@ export class EnvoyLike {
     if (t === TypeUrl.Cluster) {
       for (const gone of removed) {
         for (const [rc, h] of this.holds.get(TypeUrl.RouteConfiguration) ?? []) {
-          if (clustersNamed(h.message).has(gone)) b(`cluster ${gone} removed while route configuration ${rc} uses it`);
+          if (clustersNamed(h.message).has(gone))
+            b(`cluster ${gone} removed while route configuration ${rc} uses it`);
         }
       }
     }

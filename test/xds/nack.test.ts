@@ -122,14 +122,19 @@ describe('NACK', () => {
     // New listener config: sent, and its ACK clears the stream's lastNack (the history keeps it).
     h.cache.setSnapshot(
       'default',
-      meshSnapshot(enc, { ...mesh1, clusters: { a: 8001, b: 8002, c: 8003 }, listeners: { l1: { port: 10001, route: 'rc' } } }),
+      meshSnapshot(enc, {
+        ...mesh1,
+        clusters: { a: 8001, b: 8002, c: 8003 },
+        listeners: { l1: { port: 10001, route: 'rc' } },
+      }),
     );
     const lds2 = await s.next();
     expect(lds2.typeUrl).toBe(TypeUrl.Listener);
     expect(lds2.versionInfo).not.toBe(lds.versionInfo);
     s.send({ typeUrl: TypeUrl.Listener, versionInfo: lds2.versionInfo, responseNonce: lds2.nonce });
     await s.until(
-      () => h.server.status().streams[0]?.types.find((t) => t.type === 'LDS')?.ackedVersion === lds2.versionInfo,
+      () =>
+        h.server.status().streams[0]?.types.find((t) => t.type === 'LDS')?.ackedVersion === lds2.versionInfo,
       2000,
       'the LDS ACK',
     );
@@ -155,10 +160,16 @@ describe('NACK', () => {
       keptVersion: r1.systemVersionInfo,
       message: 'cluster c: bad',
     });
-    expect(h.server.status().streams[0]?.types[0]).toMatchObject({ resourceCount: 2, ackedVersion: r1.systemVersionInfo });
+    expect(h.server.status().streams[0]?.types[0]).toMatchObject({
+      resourceCount: 2,
+      ackedVersion: r1.systemVersionInfo,
+    });
 
     // The next change sends d and c again: the client never accepted c.
-    h.cache.setSnapshot('default', meshSnapshot(enc, { ...mesh1, clusters: { a: 8001, b: 8002, c: 8003, d: 8004 } }));
+    h.cache.setSnapshot(
+      'default',
+      meshSnapshot(enc, { ...mesh1, clusters: { a: 8001, b: 8002, c: 8003, d: 8004 } }),
+    );
     const r3 = await s.next();
     expect(r3.resources.map((r) => r.name).sort()).toEqual(['c', 'd']);
     s.send({ typeUrl: TypeUrl.Cluster, responseNonce: r3.nonce });
@@ -174,16 +185,34 @@ describe('NACK', () => {
     s.send({ typeUrl: TypeUrl.Cluster, versionInfo: cds.versionInfo, responseNonce: cds.nonce });
     s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['a', 'b'] });
     const eds = await s.next();
-    s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['a', 'b'], versionInfo: eds.versionInfo, responseNonce: eds.nonce });
+    s.send({
+      typeUrl: TypeUrl.ClusterLoadAssignment,
+      resourceNames: ['a', 'b'],
+      versionInfo: eds.versionInfo,
+      responseNonce: eds.nonce,
+    });
     s.send({ typeUrl: TypeUrl.RouteConfiguration, resourceNames: ['rc'] });
     const rds = await s.next();
-    s.send({ typeUrl: TypeUrl.RouteConfiguration, resourceNames: ['rc'], versionInfo: rds.versionInfo, responseNonce: rds.nonce });
+    s.send({
+      typeUrl: TypeUrl.RouteConfiguration,
+      resourceNames: ['rc'],
+      versionInfo: rds.versionInfo,
+      responseNonce: rds.nonce,
+    });
     await s.expectQuiet(100);
     // rc moves to a new cluster c; the CDS response adding c is rejected.
-    h.cache.setSnapshot('default', meshSnapshot(enc, { ...mesh1, clusters: { a: 8001, b: 8002, c: 8003 }, routes: { rc: ['c'] } }));
+    h.cache.setSnapshot(
+      'default',
+      meshSnapshot(enc, { ...mesh1, clusters: { a: 8001, b: 8002, c: 8003 }, routes: { rc: ['c'] } }),
+    );
     const cds2 = await s.next();
     expect(cds2.typeUrl).toBe(TypeUrl.Cluster);
-    s.send({ typeUrl: TypeUrl.Cluster, versionInfo: cds.versionInfo, responseNonce: cds2.nonce, errorDetail: { message: 'no' } });
+    s.send({
+      typeUrl: TypeUrl.Cluster,
+      versionInfo: cds.versionInfo,
+      responseNonce: cds2.nonce,
+      errorDetail: { message: 'no' },
+    });
     // rc must not move to a cluster the client refused.
     await s.expectQuiet(200);
     expect(s.violations).toEqual([]);
@@ -194,11 +223,22 @@ describe('NACK', () => {
     s.send({ typeUrl: TypeUrl.Cluster, node });
     let r = await s.next();
     for (let i = 0; i < 4; i++) {
-      s.send({ typeUrl: TypeUrl.Cluster, responseNonce: r.nonce, errorDetail: { message: `rejection ${i}` } });
-      h.cache.setSnapshot('default', meshSnapshot(enc, { ...mesh1, clusters: { a: 8001, b: 8002, [`n${i}`]: 9000 + i } }));
+      s.send({
+        typeUrl: TypeUrl.Cluster,
+        responseNonce: r.nonce,
+        errorDetail: { message: `rejection ${i}` },
+      });
+      h.cache.setSnapshot(
+        'default',
+        meshSnapshot(enc, { ...mesh1, clusters: { a: 8001, b: 8002, [`n${i}`]: 9000 + i } }),
+      );
       r = await s.next();
     }
-    expect(h.server.status().nacks.map((n) => n.message)).toEqual(['rejection 1', 'rejection 2', 'rejection 3']);
+    expect(h.server.status().nacks.map((n) => n.message)).toEqual([
+      'rejection 1',
+      'rejection 2',
+      'rejection 3',
+    ]);
     expect(await nackCount('CDS')).toBe(4);
   });
 });

@@ -164,6 +164,34 @@ describe('SotW ADS', () => {
     expect(s.violations).toEqual([]);
   });
 
+  it('serves named LDS (as proxyless gRPC asks); dropping a name sends the smaller full set', async () => {
+    h.cache.setSnapshot(
+      'default',
+      meshSnapshot(enc, {
+        ...mesh1,
+        listeners: { l1: { port: 10000, route: 'rc' }, l2: { port: 10001, route: 'rc' } },
+      }),
+    );
+    const s = client.sotw();
+    s.send({ typeUrl: TypeUrl.Listener, resourceNames: ['l1', 'l2'], node });
+    const r1 = await s.next();
+    expect(r1.resources.map((r) => r.name)).toEqual(['l1', 'l2']);
+    expect(h.server.status().streams[0]?.types[0]).toMatchObject({ wildcard: false, names: ['l1', 'l2'] });
+    ack(s, r1, ['l1', 'l2']);
+    // For LDS and CDS a response is the whole set: leaving l2 out is what removes it at the client.
+    s.send({
+      typeUrl: TypeUrl.Listener,
+      resourceNames: ['l1'],
+      responseNonce: r1.nonce,
+      versionInfo: r1.versionInfo,
+    });
+    const r2 = await s.next();
+    expect(r2.resources.map((r) => r.name)).toEqual(['l1']);
+    ack(s, r2, ['l1']);
+    await s.expectQuiet(100);
+    expect(s.violations).toEqual([]);
+  });
+
   it('ignores a request carrying a stale nonce', async () => {
     const s = client.sotw();
     s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['a'], node });
