@@ -31,7 +31,11 @@ export function gatewayAddresses(gateway: Gateway): AddressResult {
     }
     if (a.value === undefined) continue;
     if (isIP(a.value) === 0) {
-      return { ok: false, unsupported: false, message: `spec.addresses[${i}]: "${a.value}" is not an IP address` };
+      return {
+        ok: false,
+        unsupported: false,
+        message: `spec.addresses[${i}]: "${a.value}" is not an IP address`,
+      };
     }
     if (!out.includes(a.value)) out.push(a.value);
   }

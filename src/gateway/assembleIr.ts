@@ -20,7 +20,11 @@ import { comparePrecedence, type RankedRoute } from './precedence.js';
  * routes with the longest matching precise hostname first, then the longest matching hostname, then
  * match precedence (see precedence.ts). The backends are those the routes forward to. Lists are sorted.
  */
-export function assembleIr(gateways: Iterable<GatewayState>, routes: readonly RouteState[], backends: BackendIndex): Ir {
+export function assembleIr(
+  gateways: Iterable<GatewayState>,
+  routes: readonly RouteState[],
+  backends: BackendIndex,
+): Ir {
   const sockets = new Map<string, { bind: Bind; listeners: ListenerState[] }>();
   for (const g of gateways) {
     for (const l of g.listeners) {
@@ -71,7 +75,10 @@ export function assembleIr(gateways: Iterable<GatewayState>, routes: readonly Ro
         }
       }
       entries.sort(
-        (a, b) => b.host.precise - a.host.precise || b.host.any - a.host.any || comparePrecedence(a.ranked.key, b.ranked.key),
+        (a, b) =>
+          b.host.precise - a.host.precise ||
+          b.host.any - a.host.any ||
+          comparePrecedence(a.ranked.key, b.ranked.key),
       );
       const ordered = entries.map((e) => e.ranked.route);
       for (const route of ordered) {

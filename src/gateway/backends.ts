@@ -36,7 +36,8 @@ export class BackendIndex {
 
   constructor(services: readonly Service[], slices: readonly EndpointSlice[], cache: BackendCache) {
     this.#cache = cache;
-    for (const s of services) this.#services.set(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name ?? ''}`, s);
+    for (const s of services)
+      this.#services.set(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name ?? ''}`, s);
     for (const slice of slices) {
       const service = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
       if (service === undefined) continue;
@@ -76,15 +77,27 @@ export class BackendIndex {
       return { ok: false, reason: RouteReason.BackendNotFound, message: `Service ${what} not found` };
     }
     if (ref.port === undefined) {
-      return { ok: false, reason: RouteReason.BackendNotFound, message: `the reference to Service ${what} has no port` };
+      return {
+        ok: false,
+        reason: RouteReason.BackendNotFound,
+        message: `the reference to Service ${what} has no port`,
+      };
     }
     const port = service.spec?.ports?.find((p) => p.port === ref.port);
     if (port === undefined) {
-      return { ok: false, reason: RouteReason.BackendNotFound, message: `Service ${what} has no port ${ref.port}` };
+      return {
+        ok: false,
+        reason: RouteReason.BackendNotFound,
+        message: `Service ${what} has no port ${ref.port}`,
+      };
     }
     const protocol = portProtocol(port);
     if (typeof protocol === 'string' && !isBackendProtocol(protocol)) {
-      return { ok: false, reason: RouteReason.UnsupportedProtocol, message: `Service ${what} port ${ref.port}: ${protocol}` };
+      return {
+        ok: false,
+        reason: RouteReason.UnsupportedProtocol,
+        message: `Service ${what} port ${ref.port}: ${protocol}`,
+      };
     }
     const name = backendName(namespace, ref.name, ref.port);
     this.#used.set(name, { service, port });
@@ -154,7 +167,8 @@ export function buildBackend(name: string, port: ServicePort, slices: readonly E
         for (const address of e.addresses) {
           const key = `${address}|${sp.port}`;
           const seen = endpoints.get(key);
-          if (seen === undefined || (!seen.ready && ready)) endpoints.set(key, { address, port: sp.port, ready });
+          if (seen === undefined || (!seen.ready && ready))
+            endpoints.set(key, { address, port: sp.port, ready });
         }
       }
     }

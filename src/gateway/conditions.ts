@@ -110,7 +110,10 @@ export const RouteReason = {
  * name) and `status.parents[].conditions` (matched by parentRef and controllerName). Pure: neither input
  * is modified.
  */
-export function carryTransitionTimes(previous: readonly ObjectStatus[], next: readonly ObjectStatus[]): ObjectStatus[] {
+export function carryTransitionTimes(
+  previous: readonly ObjectStatus[],
+  next: readonly ObjectStatus[],
+): ObjectStatus[] {
   const before = new Map(previous.map((s) => [statusKey(s), s]));
   return next.map((s) => {
     const old = before.get(statusKey(s));
@@ -125,7 +128,10 @@ function statusKey(s: ObjectStatus): string {
 }
 
 /** Walks the same shape in old and new; returns `next` itself when nothing had to change. */
-function carryObject(old: unknown, next: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> {
+function carryObject(
+  old: unknown,
+  next: Readonly<Record<string, unknown>>,
+): Readonly<Record<string, unknown>> {
   if (!isRecord(old)) return next;
   let out: Record<string, unknown> | undefined;
   const set = (key: string, value: unknown): void => {

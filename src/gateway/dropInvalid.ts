@@ -47,11 +47,14 @@ function drop(ir: Ir, errors: readonly IrError[]): Ir {
   const listeners = new Set<number>();
   const endpoints = new Set<string>();
   for (const e of errors) {
-    let m: RegExpExecArray | null;
-    if ((m = ROUTE.exec(e.path)) !== null) routes.add(`${m[1]}/${m[2]}/${m[3]}`);
-    else if ((m = VHOST.exec(e.path)) !== null) vhosts.add(`${m[1]}/${m[2]}`);
-    else if ((m = LISTENER.exec(e.path)) !== null) listeners.add(Number(m[1]));
-    else if ((m = ENDPOINT.exec(e.path)) !== null) endpoints.add(`${m[1]}/${m[2]}`);
+    const route = ROUTE.exec(e.path);
+    const vhost = VHOST.exec(e.path);
+    const listener = LISTENER.exec(e.path);
+    const endpoint = ENDPOINT.exec(e.path);
+    if (route !== null) routes.add(`${route[1]}/${route[2]}/${route[3]}`);
+    else if (vhost !== null) vhosts.add(`${vhost[1]}/${vhost[2]}`);
+    else if (listener !== null) listeners.add(Number(listener[1]));
+    else if (endpoint !== null) endpoints.add(`${endpoint[1]}/${endpoint[2]}`);
   }
   if (routes.size + vhosts.size + listeners.size + endpoints.size === 0) return ir;
   const keptListeners: IrListener[] = [];
@@ -60,7 +63,9 @@ function drop(ir: Ir, errors: readonly IrError[]): Ir {
     keptListeners.push({
       ...l,
       virtualHosts: l.virtualHosts.flatMap((vh, j) =>
-        vhosts.has(`${i}/${j}`) ? [] : [{ ...vh, routes: vh.routes.filter((_, k) => !routes.has(`${i}/${j}/${k}`)) }],
+        vhosts.has(`${i}/${j}`)
+          ? []
+          : [{ ...vh, routes: vh.routes.filter((_, k) => !routes.has(`${i}/${j}/${k}`)) }],
       ),
     });
   });

@@ -43,7 +43,13 @@ export function processGatewayClasses(
         `Skein takes no parameters, so parametersRef (${what}) cannot be honoured; remove it`,
       );
     } else {
-      accepted = condition(ctx, ConditionType.Accepted, true, GatewayClassReason.Accepted, `Skein (${controllerName}) serves this class`);
+      accepted = condition(
+        ctx,
+        ConditionType.Accepted,
+        true,
+        GatewayClassReason.Accepted,
+        `Skein (${controllerName}) serves this class`,
+      );
     }
     classes.set(name, { name, accepted: accepted.status === 'True', message: accepted.message });
     statuses.push({

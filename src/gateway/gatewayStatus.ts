@@ -1,9 +1,9 @@
 import type { ObjectStatus } from '../sources/objects.js';
 import {
   type Condition,
+  type ConditionContext,
   ConditionType,
   condition,
-  type ConditionContext,
   GatewayReason,
   ListenerReason,
   sortConditions,
@@ -41,38 +41,75 @@ export function gatewayStatuses(gateways: Iterable<GatewayState>, transitionTime
       },
     });
   }
-  return out.sort((a, b) => (a.namespace === b.namespace ? cmp(a.name, b.name) : cmp(a.namespace, b.namespace)));
+  return out.sort((a, b) =>
+    a.namespace === b.namespace ? cmp(a.name, b.name) : cmp(a.namespace, b.namespace),
+  );
 }
 
 function acceptedCondition(g: GatewayState, ctx: ConditionContext): Condition {
-  if (g.rejected !== undefined) return condition(ctx, ConditionType.Accepted, false, g.rejected.reason, g.rejected.message);
+  if (g.rejected !== undefined)
+    return condition(ctx, ConditionType.Accepted, false, g.rejected.reason, g.rejected.message);
   const invalid = g.listeners.filter((l) => !listenerValid(l));
   if (invalid.length === 0) {
     return condition(ctx, ConditionType.Accepted, true, GatewayReason.Accepted, 'the Gateway is valid');
   }
   const which = invalid.map((l) => `${l.name} (${listenerProblem(l)})`).join(', ');
   return gatewayAccepted(g)
-    ? condition(ctx, ConditionType.Accepted, true, GatewayReason.ListenersNotValid, `some listeners are not valid and are not served: ${which}`)
-    : condition(ctx, ConditionType.Accepted, false, GatewayReason.ListenersNotValid, `no listener is valid: ${which}`);
+    ? condition(
+        ctx,
+        ConditionType.Accepted,
+        true,
+        GatewayReason.ListenersNotValid,
+        `some listeners are not valid and are not served: ${which}`,
+      )
+    : condition(
+        ctx,
+        ConditionType.Accepted,
+        false,
+        GatewayReason.ListenersNotValid,
+        `no listener is valid: ${which}`,
+      );
 }
 
 function programmedCondition(g: GatewayState, ctx: ConditionContext): Condition {
   if (!gatewayAccepted(g)) {
-    return condition(ctx, ConditionType.Programmed, false, GatewayReason.Invalid, 'the Gateway is not accepted');
+    return condition(
+      ctx,
+      ConditionType.Programmed,
+      false,
+      GatewayReason.Invalid,
+      'the Gateway is not accepted',
+    );
   }
   if (!g.addresses.ok) {
-    return condition(ctx, ConditionType.Programmed, false, GatewayReason.AddressNotUsable, g.addresses.message);
+    return condition(
+      ctx,
+      ConditionType.Programmed,
+      false,
+      GatewayReason.AddressNotUsable,
+      g.addresses.message,
+    );
   }
   const where = g.addresses.addresses.join(', ');
-  return condition(ctx, ConditionType.Programmed, true, GatewayReason.Programmed, `listeners bound on ${where}`);
+  return condition(
+    ctx,
+    ConditionType.Programmed,
+    true,
+    GatewayReason.Programmed,
+    `listeners bound on ${where}`,
+  );
 }
 
 function listenerStatus(l: ListenerState, ctx: ConditionContext): Record<string, unknown> {
   const conditions: Condition[] = [];
   if (l.conflict !== undefined && l.accepted.ok) {
-    conditions.push(condition(ctx, ConditionType.Accepted, false, ListenerReason.HostnameConflict, l.conflict));
+    conditions.push(
+      condition(ctx, ConditionType.Accepted, false, ListenerReason.HostnameConflict, l.conflict),
+    );
   } else {
-    conditions.push(condition(ctx, ConditionType.Accepted, l.accepted.ok, l.accepted.reason, l.accepted.message));
+    conditions.push(
+      condition(ctx, ConditionType.Accepted, l.accepted.ok, l.accepted.reason, l.accepted.message),
+    );
   }
   conditions.push(
     l.conflict === undefined
@@ -81,7 +118,13 @@ function listenerStatus(l: ListenerState, ctx: ConditionContext): Record<string,
   );
   conditions.push(
     l.invalidKinds.length === 0
-      ? condition(ctx, ConditionType.ResolvedRefs, true, ListenerReason.ResolvedRefs, 'all references resolved')
+      ? condition(
+          ctx,
+          ConditionType.ResolvedRefs,
+          true,
+          ListenerReason.ResolvedRefs,
+          'all references resolved',
+        )
       : condition(
           ctx,
           ConditionType.ResolvedRefs,
@@ -92,8 +135,20 @@ function listenerStatus(l: ListenerState, ctx: ConditionContext): Record<string,
   );
   conditions.push(
     listenerProgrammed(l)
-      ? condition(ctx, ConditionType.Programmed, true, ListenerReason.Programmed, 'the listener is programmed')
-      : condition(ctx, ConditionType.Programmed, false, ListenerReason.Invalid, `not programmed: ${listenerProblem(l)}`),
+      ? condition(
+          ctx,
+          ConditionType.Programmed,
+          true,
+          ListenerReason.Programmed,
+          'the listener is programmed',
+        )
+      : condition(
+          ctx,
+          ConditionType.Programmed,
+          false,
+          ListenerReason.Invalid,
+          `not programmed: ${listenerProblem(l)}`,
+        ),
   );
   return {
     name: l.name,

@@ -1,6 +1,13 @@
 import type { HTTPRoute, ObjectStatus } from '../sources/objects.js';
 import type { BackendIndex, BackendResolution } from './backends.js';
-import { type Condition, ConditionType, condition, generationOf, RouteReason, sortConditions } from './conditions.js';
+import {
+  type Condition,
+  ConditionType,
+  condition,
+  generationOf,
+  RouteReason,
+  sortConditions,
+} from './conditions.js';
 import { intersectHostnames } from './hostnames.js';
 import { namespaceLabels } from './labelSelector.js';
 import {
@@ -84,16 +91,32 @@ export function processHttpRoutes(
       }
       const conditions: Condition[] = [];
       if (!parent.accepted.ok) {
-        conditions.push(condition(ctx, ConditionType.Accepted, false, parent.accepted.reason, parent.accepted.message));
+        conditions.push(
+          condition(ctx, ConditionType.Accepted, false, parent.accepted.reason, parent.accepted.message),
+        );
       } else if (translated.rules.length === 0) {
         conditions.push(
-          condition(ctx, ConditionType.Accepted, false, RouteReason.UnsupportedValue, `no rule can be served: ${translated.dropped.join('; ')}`),
+          condition(
+            ctx,
+            ConditionType.Accepted,
+            false,
+            RouteReason.UnsupportedValue,
+            `no rule can be served: ${translated.dropped.join('; ')}`,
+          ),
         );
       } else {
-        conditions.push(condition(ctx, ConditionType.Accepted, true, RouteReason.Accepted, parent.accepted.message));
+        conditions.push(
+          condition(ctx, ConditionType.Accepted, true, RouteReason.Accepted, parent.accepted.message),
+        );
         if (translated.dropped.length > 0) {
           conditions.push(
-            condition(ctx, ConditionType.PartiallyInvalid, true, RouteReason.UnsupportedValue, `Dropped Rule(s): ${translated.dropped.join('; ')}`),
+            condition(
+              ctx,
+              ConditionType.PartiallyInvalid,
+              true,
+              RouteReason.UnsupportedValue,
+              `Dropped Rule(s): ${translated.dropped.join('; ')}`,
+            ),
           );
         }
       }
@@ -107,7 +130,13 @@ export function processHttpRoutes(
     }
     states.push({ route, translated, attachments });
     if (parents.length > 0) {
-      statuses.push({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', namespace, name, status: { parents } });
+      statuses.push({
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'HTTPRoute',
+        namespace,
+        name,
+        status: { parents },
+      });
     }
   }
   return { routes: states, statuses };
@@ -125,17 +154,23 @@ function resolveParent(
   routeNamespace: string,
   gateways: GatewaysResult,
 ): ParentResult | undefined {
-  if ((ref.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP || (ref.kind ?? 'Gateway') !== 'Gateway') return undefined;
+  if ((ref.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP || (ref.kind ?? 'Gateway') !== 'Gateway')
+    return undefined;
   const key = `${ref.namespace ?? routeNamespace}/${ref.name}`;
   const gw = gateways.gateways.get(key);
-  const fail = (reason: string, message: string): ParentResult => ({ attachments: [], accepted: { ok: false, reason, message } });
+  const fail = (reason: string, message: string): ParentResult => ({
+    attachments: [],
+    accepted: { ok: false, reason, message },
+  });
   if (gw === undefined) {
     if (gateways.allGateways.has(key)) return undefined;
     return fail(RouteReason.NoMatchingParent, `Gateway ${key} not found`);
   }
 
   const selected = gw.listeners.filter(
-    (l) => (ref.sectionName === undefined || l.name === ref.sectionName) && (ref.port === undefined || l.port === ref.port),
+    (l) =>
+      (ref.sectionName === undefined || l.name === ref.sectionName) &&
+      (ref.port === undefined || l.port === ref.port),
   );
   if (selected.length === 0) {
     const by = [
@@ -167,10 +202,24 @@ function resolveParent(
   // Attached (and counted); but a route is only Accepted if a listener it is on actually serves it.
   if (!attachments.some((a) => listenerProgrammed(a.listener))) {
     const why = attachments.map((a) => `${a.listener.name} (${listenerWhy(a.listener, gw)})`).join(', ');
-    return { attachments, accepted: { ok: false, reason: RouteReason.NoMatchingParent, message: `no listener it attaches to is programmed: ${why}` } };
+    return {
+      attachments,
+      accepted: {
+        ok: false,
+        reason: RouteReason.NoMatchingParent,
+        message: `no listener it attaches to is programmed: ${why}`,
+      },
+    };
   }
   const on = attachments.filter((a) => listenerProgrammed(a.listener)).map((a) => a.listener.name);
-  return { attachments, accepted: { ok: true, reason: RouteReason.Accepted, message: `attached to Gateway ${key} listener(s) ${on.join(', ')}` } };
+  return {
+    attachments,
+    accepted: {
+      ok: true,
+      reason: RouteReason.Accepted,
+      message: `attached to Gateway ${key} listener(s) ${on.join(', ')}`,
+    },
+  };
 }
 
 /** allowedRoutes: the route kind must be supported, and its namespace admitted. */

@@ -27,7 +27,8 @@ export function compileSelector(selector: LabelSelector): CompiledSelector {
     switch (e.operator) {
       case 'In':
       case 'NotIn': {
-        if (values.length === 0) return { ok: false, problem: `matchExpressions[${i}]: operator ${e.operator} needs values` };
+        if (values.length === 0)
+          return { ok: false, problem: `matchExpressions[${i}]: operator ${e.operator} needs values` };
         const set = new Set(values);
         const inSet = (labels: Readonly<Record<string, string>>): boolean =>
           Object.hasOwn(labels, e.key) && set.has(labels[e.key] as string);
@@ -36,8 +37,13 @@ export function compileSelector(selector: LabelSelector): CompiledSelector {
       }
       case 'Exists':
       case 'DoesNotExist': {
-        if (values.length > 0) return { ok: false, problem: `matchExpressions[${i}]: operator ${e.operator} takes no values` };
-        tests.push(e.operator === 'Exists' ? (labels) => Object.hasOwn(labels, e.key) : (labels) => !Object.hasOwn(labels, e.key));
+        if (values.length > 0)
+          return { ok: false, problem: `matchExpressions[${i}]: operator ${e.operator} takes no values` };
+        tests.push(
+          e.operator === 'Exists'
+            ? (labels) => Object.hasOwn(labels, e.key)
+            : (labels) => !Object.hasOwn(labels, e.key),
+        );
         break;
       }
       default:

@@ -132,13 +132,22 @@ export function processGateways(
   }
 
   // Oldest first: the first listener to claim a hostname on a socket keeps it.
-  ours.sort((a, b) => compareAge(a.gateway, b.gateway) || compareText(a.namespace, b.namespace) || compareText(a.name, b.name));
+  ours.sort(
+    (a, b) =>
+      compareAge(a.gateway, b.gateway) ||
+      compareText(a.namespace, b.namespace) ||
+      compareText(a.name, b.name),
+  );
   const claims = new Map<string, ListenerState>();
   for (const g of ours) {
     if (g.rejected !== undefined || !g.addresses.ok) continue;
     for (const l of g.listeners) {
       if (!l.accepted.ok || l.supportedKinds.length === 0) continue;
-      l.binds = g.addresses.addresses.map((address) => ({ name: listenerName(address, l.port), address, port: l.port }));
+      l.binds = g.addresses.addresses.map((address) => ({
+        name: listenerName(address, l.port),
+        address,
+        port: l.port,
+      }));
       for (const bind of l.binds) {
         const claim = `${bind.name}|${l.hostname ?? ''}`;
         const first = claims.get(claim);
@@ -166,7 +175,11 @@ function gatewayState(gw: Gateway, namespace: string, name: string, cls: ClassSt
   let rejected: Verdict | undefined;
   const params = gw.spec?.infrastructure?.parametersRef;
   if (!cls.accepted) {
-    rejected = { ok: false, reason: 'Invalid', message: `GatewayClass ${cls.name} is not accepted: ${cls.message}` };
+    rejected = {
+      ok: false,
+      reason: 'Invalid',
+      message: `GatewayClass ${cls.name} is not accepted: ${cls.message}`,
+    };
   } else if (params !== undefined) {
     rejected = {
       ok: false,
@@ -217,7 +230,9 @@ function listenerState(gateway: GatewayState, spec: ListenerSpec): ListenerState
     namespaces = { from };
   } else if (from === 'Selector') {
     const compiled: CompiledSelector =
-      selector === undefined ? { ok: false, problem: 'is required when from is Selector' } : compileSelector(selector);
+      selector === undefined
+        ? { ok: false, problem: 'is required when from is Selector' }
+        : compileSelector(selector);
     if (!compiled.ok) selectorProblem = `allowedRoutes.namespaces.selector: ${compiled.problem}`;
     namespaces = { from, selector: compiled };
   } else {

@@ -69,7 +69,8 @@ export function translateRouteRules(
     const requestHeaders = headerMutation(rule.filters, 'RequestHeaderModifier');
     const responseHeaders = headerMutation(rule.filters, 'ResponseHeaderModifier');
     const timeouts = ruleTimeouts(rule);
-    const matches: readonly Match[] = rule.matches === undefined || rule.matches.length === 0 ? [DEFAULT_MATCH] : rule.matches;
+    const matches: readonly Match[] =
+      rule.matches === undefined || rule.matches.length === 0 ? [DEFAULT_MATCH] : rule.matches;
     const routes = matches.map((m, matchIndex): RankedRoute => {
       const ir: IrRoute = {
         name: routeName('HTTPRoute', namespace, name, index, matchIndex),
@@ -79,7 +80,10 @@ export function translateRouteRules(
         ...(responseHeaders === undefined ? {} : { responseHeaders }),
         ...(timeouts === undefined ? {} : { timeouts }),
       };
-      return { route: ir, key: precedenceKey(ir, { createdMs: created, namespace, name, rule: index, match: matchIndex }) };
+      return {
+        route: ir,
+        key: precedenceKey(ir, { createdMs: created, namespace, name, rule: index, match: matchIndex }),
+      };
     });
     rules.push({ index, routes });
   });
@@ -97,7 +101,8 @@ function ruleProblem(rule: Rule, index: number): string | undefined {
     if (config === undefined) return `${at}.filters[${i}]: ${f.type} has no configuration`;
   }
   for (const [i, b] of (rule.backendRefs ?? []).entries()) {
-    if ((b.filters?.length ?? 0) > 0) return `${at}.backendRefs[${i}].filters: per-backend filters are not supported yet`;
+    if ((b.filters?.length ?? 0) > 0)
+      return `${at}.backendRefs[${i}].filters: per-backend filters are not supported yet`;
   }
   for (const [i, m] of (rule.matches ?? []).entries()) {
     const problem = matchProblem(m);
@@ -105,7 +110,8 @@ function ruleProblem(rule: Rule, index: number): string | undefined {
   }
   for (const field of ['request', 'backendRequest'] as const) {
     const value = rule.timeouts?.[field];
-    if (value !== undefined && durationMs(value) === undefined) return `${at}.timeouts.${field}: "${value}" is not a duration`;
+    if (value !== undefined && durationMs(value) === undefined)
+      return `${at}.timeouts.${field}: "${value}" is not a duration`;
   }
   return undefined;
 }
@@ -126,14 +132,16 @@ function matchProblem(m: Match): string | undefined {
   ] as const) {
     for (const [i, h] of (list ?? []).entries()) {
       const t = h.type ?? 'Exact';
-      if (t !== 'Exact' && t !== 'RegularExpression') return `${field}[${i}].type: ${String(t)} is not supported`;
+      if (t !== 'Exact' && t !== 'RegularExpression')
+        return `${field}[${i}].type: ${String(t)} is not supported`;
       if (t === 'RegularExpression' && !validRegex(h.value)) {
         return `${field}[${i}].value: regular expression "${h.value}" is not valid RE2`;
       }
     }
   }
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
-  if (m.method !== undefined && !methods.includes(m.method)) return `method: ${String(m.method)} is not supported`;
+  if (m.method !== undefined && !methods.includes(m.method))
+    return `method: ${String(m.method)} is not supported`;
   return undefined;
 }
 
@@ -194,10 +202,17 @@ function ruleAction(rule: Rule, resolved: readonly BackendResolution[]): IrRoute
   return { kind: 'forward', backends, ...(invalid > 0 ? { invalidBackendWeight: invalid } : {}) };
 }
 
-function headerMutation(filters: readonly Filter[] | undefined, type: Filter['type']): IrHeaderMutation | undefined {
+function headerMutation(
+  filters: readonly Filter[] | undefined,
+  type: Filter['type'],
+): IrHeaderMutation | undefined {
   const f = filters?.find((x) => x.type === type);
   const config: HeaderFilter | undefined =
-    f === undefined ? undefined : type === 'RequestHeaderModifier' ? f.requestHeaderModifier : f.responseHeaderModifier;
+    f === undefined
+      ? undefined
+      : type === 'RequestHeaderModifier'
+        ? f.requestHeaderModifier
+        : f.responseHeaderModifier;
   if (config === undefined) return undefined;
   const set = sortByName((config.set ?? []).map((h) => ({ name: h.name, value: h.value })));
   const add = sortByName((config.add ?? []).map((h) => ({ name: h.name, value: h.value })));
@@ -213,7 +228,8 @@ function headerMutation(filters: readonly Filter[] | undefined, type: Filter['ty
 /** Timeouts in ms; `0s` passes through as 0, which the Gateway API defines as "no timeout". */
 function ruleTimeouts(rule: Rule): IrTimeouts | undefined {
   const request = rule.timeouts?.request === undefined ? undefined : durationMs(rule.timeouts.request);
-  const backend = rule.timeouts?.backendRequest === undefined ? undefined : durationMs(rule.timeouts.backendRequest);
+  const backend =
+    rule.timeouts?.backendRequest === undefined ? undefined : durationMs(rule.timeouts.backendRequest);
   if (request === undefined && backend === undefined) return undefined;
   return {
     ...(request === undefined ? {} : { requestMs: request }),
@@ -232,16 +248,21 @@ export function durationMs(value: string): number | undefined {
   return ms;
 }
 
-function resolvedRefs(rules: readonly Rule[], resolutions: readonly (readonly BackendResolution[])[]): Verdict {
+function resolvedRefs(
+  rules: readonly Rule[],
+  resolutions: readonly (readonly BackendResolution[])[],
+): Verdict {
   const failures: { reason: string; message: string }[] = [];
   rules.forEach((rule, i) => {
     (rule.backendRefs ?? []).forEach((_, j) => {
       const r = resolutions[i]?.[j];
-      if (r !== undefined && !r.ok) failures.push({ reason: r.reason, message: `rules[${i}].backendRefs[${j}]: ${r.message}` });
+      if (r !== undefined && !r.ok)
+        failures.push({ reason: r.reason, message: `rules[${i}].backendRefs[${j}]: ${r.message}` });
     });
   });
   const first = failures[0];
-  if (first === undefined) return { ok: true, reason: RouteReason.ResolvedRefs, message: 'all references resolved' };
+  if (first === undefined)
+    return { ok: true, reason: RouteReason.ResolvedRefs, message: 'all references resolved' };
   const shown = failures.slice(0, 3).map((f) => f.message);
   if (failures.length > 3) shown.push(`and ${failures.length - 3} more`);
   return { ok: false, reason: first.reason, message: shown.join('; ') };

@@ -3,8 +3,8 @@ import type { Diagnostic, ObjectSet, ObjectStatus } from '../sources/objects.js'
 import { assembleIr, shareStructure } from './assembleIr.js';
 import { BackendCache, BackendIndex } from './backends.js';
 import { dropInvalid } from './dropInvalid.js';
-import { gatewayStatuses } from './gatewayStatus.js';
 import { processGatewayClasses } from './gatewayClasses.js';
+import { gatewayStatuses } from './gatewayStatus.js';
 import { processHttpRoutes, type RouteMemo } from './httpRoutes.js';
 import { processGateways } from './listeners.js';
 
@@ -59,7 +59,10 @@ export function createGatewayTranslator(): GatewayTranslator {
 
       // 5. HTTPRoutes: attached to listeners (which counts attachedRoutes, so it precedes Gateway status),
       // rules translated once per route object.
-      const routes = processHttpRoutes(objects.httpRoutes, gateways, backends, routeMemo, { controllerName, transitionTime });
+      const routes = processHttpRoutes(objects.httpRoutes, gateways, backends, routeMemo, {
+        controllerName,
+        transitionTime,
+      });
 
       // 6. Gateway status, now that attachedRoutes is known.
       const gatewayStatus = gatewayStatuses(gateways.gateways.values(), transitionTime);

@@ -46,6 +46,12 @@ export function secretName(namespace: string, name: string): string {
  * One match of one rule of a route object: `httproute/ns/name/rule/0/match/0`. The kind is lower-cased
  * so names read the same whatever the caller passes (`HTTPRoute` or `httproute`).
  */
-export function routeName(kind: string, namespace: string, name: string, rule: number, match: number): string {
+export function routeName(
+  kind: string,
+  namespace: string,
+  name: string,
+  rule: number,
+  match: number,
+): string {
   return `${kind.toLowerCase()}/${namespace}/${name}/rule/${rule}/match/${match}`;
 }

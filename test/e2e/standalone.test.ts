@@ -170,9 +170,14 @@ spec:
 `,
       }),
     );
+    // Under the old config /only-blue/x reaches blue 70% of the time through the `/` split, so wait for
+    // what only the new config does: ten prefix requests in a row all at green (old config: 0.3^10).
     await waitFor(
       'the edit to be served',
-      async () => ((await get(`${base}/only-blue/x`)).reply?.backend === 'blue' ? true : undefined),
+      async () => {
+        for (let i = 0; i < 10; i++) if ((await get(`${base}/probe/${i}`)).reply?.backend !== 'green') return undefined;
+        return (await get(`${base}/only-blue/x`)).reply?.backend === 'blue' ? true : undefined;
+      },
       5000,
       10,
     );

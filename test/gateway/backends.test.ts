@@ -21,12 +21,25 @@ describe('buildBackend', () => {
           { name: 'http', port: 8080 },
           { name: 'metrics', port: 9090 },
         ],
-        endpoints: [{ addresses: ['10.0.0.2', '10.0.0.3'] }, { addresses: ['10.0.0.1'], conditions: { ready: false } }],
+        endpoints: [
+          { addresses: ['10.0.0.2', '10.0.0.3'] },
+          { addresses: ['10.0.0.1'], conditions: { ready: false } },
+        ],
       }),
       // The same address in a second slice: ready if any listing is.
-      slice('web-2', { ports: [{ name: 'http', port: 8080 }], endpoints: [{ addresses: ['10.0.0.1'], conditions: { ready: true } }] }),
-      slice('web-3', { addressType: 'FQDN', ports: [{ name: 'http', port: 8080 }], endpoints: [{ addresses: ['db.example.com'] }] }),
-      slice('web-4', { ports: [{ name: 'http', port: 8080, protocol: 'UDP' }], endpoints: [{ addresses: ['10.0.0.9'] }] }),
+      slice('web-2', {
+        ports: [{ name: 'http', port: 8080 }],
+        endpoints: [{ addresses: ['10.0.0.1'], conditions: { ready: true } }],
+      }),
+      slice('web-3', {
+        addressType: 'FQDN',
+        ports: [{ name: 'http', port: 8080 }],
+        endpoints: [{ addresses: ['db.example.com'] }],
+      }),
+      slice('web-4', {
+        ports: [{ name: 'http', port: 8080, protocol: 'UDP' }],
+        endpoints: [{ addresses: ['10.0.0.9'] }],
+      }),
     ];
     const backend = buildBackend('ns/web/80', { name: 'http', port: 80 }, slices);
     expect(backend).toEqual({
@@ -64,10 +77,21 @@ describe('BackendIndex', () => {
   it('resolves only core Services in the route namespace, on a port they have', () => {
     const index = new BackendIndex([service], [], new BackendCache());
     expect(index.resolve({ name: 'web', port: 80 }, 'ns')).toEqual({ ok: true, backend: 'ns/web/80' });
-    expect(index.resolve({ name: 'web', port: 81 }, 'ns')).toMatchObject({ ok: false, reason: 'BackendNotFound' });
-    expect(index.resolve({ name: 'nope', port: 80 }, 'ns')).toMatchObject({ ok: false, reason: 'BackendNotFound' });
-    expect(index.resolve({ name: 'web', namespace: 'ns', port: 80 }, 'other')).toMatchObject({ ok: false, reason: 'RefNotPermitted' });
-    expect(index.resolve({ group: 'example.com', kind: 'Service', name: 'web', port: 80 }, 'ns')).toMatchObject({
+    expect(index.resolve({ name: 'web', port: 81 }, 'ns')).toMatchObject({
+      ok: false,
+      reason: 'BackendNotFound',
+    });
+    expect(index.resolve({ name: 'nope', port: 80 }, 'ns')).toMatchObject({
+      ok: false,
+      reason: 'BackendNotFound',
+    });
+    expect(index.resolve({ name: 'web', namespace: 'ns', port: 80 }, 'other')).toMatchObject({
+      ok: false,
+      reason: 'RefNotPermitted',
+    });
+    expect(
+      index.resolve({ group: 'example.com', kind: 'Service', name: 'web', port: 80 }, 'ns'),
+    ).toMatchObject({
       ok: false,
       reason: 'InvalidKind',
     });
@@ -75,7 +99,9 @@ describe('BackendIndex', () => {
 
   it('reuses a backend across builds while its Service and slices are the same objects', () => {
     const cache = new BackendCache();
-    const slices = [slice('web-1', { ports: [{ name: 'http', port: 8080 }], endpoints: [{ addresses: ['10.0.0.1'] }] })];
+    const slices = [
+      slice('web-1', { ports: [{ name: 'http', port: 8080 }], endpoints: [{ addresses: ['10.0.0.1'] }] }),
+    ];
     const build = (s: EndpointSlice[]) => {
       const index = new BackendIndex([service], s, cache);
       index.resolve({ name: 'web', port: 80 }, 'ns');
@@ -86,7 +112,9 @@ describe('BackendIndex', () => {
     const first = build(slices);
     expect(build(slices)).toBe(first);
     expect(build([...slices])).toBe(first);
-    const changed = build([slice('web-1', { ports: [{ name: 'http', port: 8081 }], endpoints: [{ addresses: ['10.0.0.1'] }] })]);
+    const changed = build([
+      slice('web-1', { ports: [{ name: 'http', port: 8081 }], endpoints: [{ addresses: ['10.0.0.1'] }] }),
+    ]);
     expect(changed).not.toBe(first);
     expect(changed?.endpoints[0]?.port).toBe(8081);
   });

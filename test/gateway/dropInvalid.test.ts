@@ -21,8 +21,16 @@ describe('dropInvalid', () => {
               name: 'listener/0.0.0.0/80/*',
               hostnames: ['*'],
               routes: [
-                { name: 'bad', match: { path: { kind: 'PathPrefix', value: '/' } }, action: { kind: 'forward', backends: [{ backend: 'ghost', weight: 1 }] } },
-                { name: 'good', match: { path: { kind: 'Exact', value: '/x' } }, action: { kind: 'directResponse', status: 500 } },
+                {
+                  name: 'bad',
+                  match: { path: { kind: 'PathPrefix', value: '/' } },
+                  action: { kind: 'forward', backends: [{ backend: 'ghost', weight: 1 }] },
+                },
+                {
+                  name: 'good',
+                  match: { path: { kind: 'Exact', value: '/x' } },
+                  action: { kind: 'directResponse', status: 500 },
+                },
               ],
             },
           ],

@@ -3,7 +3,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { createGatewayTranslator, type GatewayResult, translateGateway } from '../../src/gateway/translate.js';
+import {
+  createGatewayTranslator,
+  type GatewayResult,
+  translateGateway,
+} from '../../src/gateway/translate.js';
 import { FileCache } from '../../src/sources/file/FileCache.js';
 import type { ObjectSet } from '../../src/sources/objects.js';
 
@@ -26,7 +30,10 @@ function load(name: string): { objects: ObjectSet; problems: string[] } {
   const cache = new FileCache();
   cache.update(`${name}${IN}`, readFileSync(path.join(testdata, `${name}${IN}`), 'utf8'));
   const { objects, diagnostics } = cache.snapshot();
-  return { objects, problems: diagnostics.map((d) => `${d.code} ${d.object ?? ''} ${d.field ?? ''}: ${d.message}`) };
+  return {
+    objects,
+    problems: diagnostics.map((d) => `${d.code} ${d.object ?? ''} ${d.field ?? ''}: ${d.message}`),
+  };
 }
 
 function render(name: string, result: GatewayResult): string {

@@ -19,11 +19,12 @@ describe('intersectHostnames (HTTPRoute hostnames against the listener hostname)
     expect(intersectHostnames(undefined, ['b.com', 'a.com', 'a.com'])).toEqual(['a.com', 'b.com']);
   });
   it('keeps route hostnames inside a listener wildcard and the listener hostname inside a route wildcard', () => {
-    expect(intersectHostnames('*.wildcard.io', ['wildcard.io', 'foo.wildcard.io', 'foo.bar.wildcard.io'])).toEqual([
-      'foo.bar.wildcard.io',
-      'foo.wildcard.io',
+    expect(
+      intersectHostnames('*.wildcard.io', ['wildcard.io', 'foo.wildcard.io', 'foo.bar.wildcard.io']),
+    ).toEqual(['foo.bar.wildcard.io', 'foo.wildcard.io']);
+    expect(intersectHostnames('very.specific.com', ['*.specific.com', 'non.matching.com'])).toEqual([
+      'very.specific.com',
     ]);
-    expect(intersectHostnames('very.specific.com', ['*.specific.com', 'non.matching.com'])).toEqual(['very.specific.com']);
   });
   it('yields the more specific of two wildcards', () => {
     expect(intersectHostnames('*.example.com', ['*.a.example.com'])).toEqual(['*.a.example.com']);

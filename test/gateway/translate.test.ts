@@ -78,7 +78,8 @@ function files(initial: Record<string, string>): { cache: FileCache; objects: ()
 
 function routesByName(ir: Ir): Map<string, IrRoute> {
   const out = new Map<string, IrRoute>();
-  for (const l of ir.listeners) for (const vh of l.virtualHosts) for (const r of vh.routes) out.set(r.name, r);
+  for (const l of ir.listeners)
+    for (const vh of l.virtualHosts) for (const r of vh.routes) out.set(r.name, r);
   return out;
 }
 
@@ -102,15 +103,19 @@ describe('memoisation', () => {
     const second = translator.translate(dir.objects(), { transitionTime: T1 });
     const after = routesByName(second.ir);
 
-    expect(after.get('httproute/default/a/rule/0/match/0')).toBe(before.get('httproute/default/a/rule/0/match/0'));
-    expect(after.get('httproute/default/c/rule/0/match/0')).toBe(before.get('httproute/default/c/rule/0/match/0'));
+    expect(after.get('httproute/default/a/rule/0/match/0')).toBe(
+      before.get('httproute/default/a/rule/0/match/0'),
+    );
+    expect(after.get('httproute/default/c/rule/0/match/0')).toBe(
+      before.get('httproute/default/c/rule/0/match/0'),
+    );
     const b = after.get('httproute/default/b/rule/0/match/0');
     expect(b).not.toBe(before.get('httproute/default/b/rule/0/match/0'));
     expect(b?.match.path).toEqual({ kind: 'PathPrefix', value: '/b-changed' });
 
     // Backends whose Service and slices did not change are the same objects.
     expect(second.ir.backends).toHaveLength(2);
-    second.ir.backends.forEach((backend, i) => expect(backend).toBe(first.ir.backends[i]));
+    for (const [i, backend] of second.ir.backends.entries()) expect(backend).toBe(first.ir.backends[i]);
     // The listener on 9090 only holds route c: shared. The one on 8080 holds b: rebuilt.
     const l9090 = (ir: Ir) => ir.listeners.find((l) => l.port === 9090);
     const l8080 = (ir: Ir) => ir.listeners.find((l) => l.port === 8080);
@@ -125,7 +130,13 @@ describe('memoisation', () => {
     const a1 = routesByName(first.ir).get('httproute/default/a/rule/0/match/0');
     expect(a1?.action.kind).toBe('forward');
 
-    dir.cache.update('base.yaml', base.replace('metadata: { name: blue, namespace: default }', 'metadata: { name: cyan, namespace: default }'));
+    dir.cache.update(
+      'base.yaml',
+      base.replace(
+        'metadata: { name: blue, namespace: default }',
+        'metadata: { name: cyan, namespace: default }',
+      ),
+    );
     const second = translator.translate(dir.objects(), { transitionTime: T1 });
     const a2 = routesByName(second.ir).get('httproute/default/a/rule/0/match/0');
     expect(a2?.action).toEqual({ kind: 'directResponse', status: 500 });
@@ -148,7 +159,11 @@ describe('memoisation', () => {
 
 describe('carryTransitionTimes', () => {
   it('gives byte-identical status when nothing changed, and a new time only where a condition changed', () => {
-    const dir = files({ 'base.yaml': base, 'a.yaml': route('a', '/a', 'blue'), 'b.yaml': route('b', '/b', 'green') });
+    const dir = files({
+      'base.yaml': base,
+      'a.yaml': route('a', '/a', 'blue'),
+      'b.yaml': route('b', '/b', 'green'),
+    });
     const first = translateGateway(dir.objects(), { transitionTime: T1 }).statuses;
     const recomputed = translateGateway(dir.objects(), { transitionTime: T2 }).statuses;
     expect(JSON.stringify(recomputed)).not.toBe(JSON.stringify(first));
@@ -156,14 +171,22 @@ describe('carryTransitionTimes', () => {
 
     // Route b now points at a Service that does not exist: its ResolvedRefs changes, Accepted does not.
     dir.cache.update('b.yaml', route('b', '/b', 'missing'));
-    const next = carryTransitionTimes(first, translateGateway(dir.objects(), { transitionTime: T2 }).statuses);
+    const next = carryTransitionTimes(
+      first,
+      translateGateway(dir.objects(), { transitionTime: T2 }).statuses,
+    );
     const conditionsOf = (statuses: ObjectStatus[], name: string) => {
       const s = statuses.find((x) => x.kind === 'HTTPRoute' && x.name === name);
-      const parents = s?.status['parents'] as { conditions: { type: string; status: string; lastTransitionTime: string }[] }[];
+      const parents = s?.status['parents'] as {
+        conditions: { type: string; status: string; lastTransitionTime: string }[];
+      }[];
       return parents[0]?.conditions ?? [];
     };
     const b = conditionsOf(next, 'b');
-    expect(b.find((c) => c.type === 'ResolvedRefs')).toMatchObject({ status: 'False', lastTransitionTime: T2 });
+    expect(b.find((c) => c.type === 'ResolvedRefs')).toMatchObject({
+      status: 'False',
+      lastTransitionTime: T2,
+    });
     expect(b.find((c) => c.type === 'Accepted')).toMatchObject({ status: 'True', lastTransitionTime: T1 });
     expect(JSON.stringify(conditionsOf(next, 'a'))).toBe(JSON.stringify(conditionsOf(first, 'a')));
     // The Gateway's listener conditions did not change either (attachedRoutes is not a condition).
@@ -180,17 +203,34 @@ describe('carryTransitionTimes', () => {
         name: 'x',
         status: {
           conditions: [
-            { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'm', observedGeneration: 1, lastTransitionTime: T1 },
+            {
+              type: 'Accepted',
+              status: 'True',
+              reason: 'Accepted',
+              message: 'm',
+              observedGeneration: 1,
+              lastTransitionTime: T1,
+            },
           ],
         },
       },
     ];
     const next: ObjectStatus[] = [
       {
-        ...prev[0]!,
+        apiVersion: 'v',
+        kind: 'GatewayClass',
+        namespace: '',
+        name: 'x',
         status: {
           conditions: [
-            { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'm', observedGeneration: 2, lastTransitionTime: T2 },
+            {
+              type: 'Accepted',
+              status: 'True',
+              reason: 'Accepted',
+              message: 'm',
+              observedGeneration: 2,
+              lastTransitionTime: T2,
+            },
           ],
         },
       },
@@ -211,7 +251,11 @@ describe('bad input never throws', () => {
         apiVersion: 'gateway.networking.k8s.io/v1',
         kind: 'Gateway',
         metadata: { name: 'bad-ip', namespace: 'default' },
-        spec: { gatewayClassName: 'skein', addresses: [{ type: 'IPAddress', value: 'not-an-ip' }], listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] },
+        spec: {
+          gatewayClassName: 'skein',
+          addresses: [{ type: 'IPAddress', value: 'not-an-ip' }],
+          listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }],
+        },
       },
       {
         apiVersion: 'gateway.networking.k8s.io/v1',
@@ -220,7 +264,17 @@ describe('bad input never throws', () => {
         spec: {
           gatewayClassName: 'skein',
           listeners: [
-            { name: 'http', port: 80, protocol: 'HTTP', allowedRoutes: { namespaces: { from: 'Selector', selector: { matchExpressions: [{ key: 'a', operator: 'Near' }] } } } },
+            {
+              name: 'http',
+              port: 80,
+              protocol: 'HTTP',
+              allowedRoutes: {
+                namespaces: {
+                  from: 'Selector',
+                  selector: { matchExpressions: [{ key: 'a', operator: 'Near' }] },
+                },
+              },
+            },
             { name: 'ok', port: 81, protocol: 'HTTP' },
           ],
         },
@@ -245,28 +299,49 @@ describe('bad input never throws', () => {
           ],
         },
       },
-      { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'no-spec', namespace: 'default' } },
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'HTTPRoute',
+        metadata: { name: 'no-spec', namespace: 'default' },
+      },
     ] as unknown as HTTPRoute[];
     const objects: ObjectSet = {
       ...emptyObjectSet,
       gatewayClasses: [
-        { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'skein' }, spec: { controllerName: 'skein.io/gateway-controller' } },
+        {
+          apiVersion: 'gateway.networking.k8s.io/v1',
+          kind: 'GatewayClass',
+          metadata: { name: 'skein' },
+          spec: { controllerName: 'skein.io/gateway-controller' },
+        },
       ],
       gateways,
       httpRoutes,
     };
     const result = translateGateway(objects, { transitionTime: T1 });
     expect(result.diagnostics).toEqual([]);
-    const status = (name: string) => result.statuses.find((s) => s.name === name)?.status as Record<string, unknown>;
+    const status = (name: string) =>
+      result.statuses.find((s) => s.name === name)?.status as Record<string, unknown>;
 
     const badIp = status('bad-ip')['conditions'] as { type: string; status: string; reason: string }[];
-    expect(badIp).toContainEqual(expect.objectContaining({ type: 'Programmed', status: 'False', reason: 'AddressNotUsable' }));
+    expect(badIp).toContainEqual(
+      expect.objectContaining({ type: 'Programmed', status: 'False', reason: 'AddressNotUsable' }),
+    );
 
-    const good = status('good')['listeners'] as { name: string; conditions: { type: string; status: string; reason: string }[] }[];
-    expect(good[0]?.conditions).toContainEqual(expect.objectContaining({ type: 'Accepted', status: 'False', reason: 'UnsupportedValue' }));
-    expect(good[1]?.conditions).toContainEqual(expect.objectContaining({ type: 'Programmed', status: 'True' }));
+    const good = status('good')['listeners'] as {
+      name: string;
+      conditions: { type: string; status: string; reason: string }[];
+    }[];
+    expect(good[0]?.conditions).toContainEqual(
+      expect.objectContaining({ type: 'Accepted', status: 'False', reason: 'UnsupportedValue' }),
+    );
+    expect(good[1]?.conditions).toContainEqual(
+      expect.objectContaining({ type: 'Programmed', status: 'True' }),
+    );
 
-    const weird = (status('weird')['parents'] as { conditions: { type: string; status: string; message: string }[] }[])[0];
+    const weird = (
+      status('weird')['parents'] as { conditions: { type: string; status: string; message: string }[] }[]
+    )[0];
     const partially = weird?.conditions.find((c) => c.type === 'PartiallyInvalid');
     expect(partially?.status).toBe('True');
     for (let i = 0; i < 7; i++) expect(partially?.message).toContain(`rules[${i}]`);

@@ -18,7 +18,7 @@ afterEach(async () => {
 });
 
 /** A pino logger writing JSON lines into memory. */
-export function memoryLogger(): { logger: pino.Logger; lines: () => Record<string, unknown>[] } {
+function memoryLogger(): { logger: pino.Logger; lines: () => Record<string, unknown>[] } {
   const chunks: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -67,7 +67,10 @@ describe('loadDirectory', () => {
     expect(result.diagnostics).toEqual([]);
     expect(result.parsedFiles).toEqual(['a.yaml', 'sub/class.yml']);
     // Sorted by namespace, then name; a missing namespace is "default".
-    expect(result.objects.services.map((s) => `${s.metadata?.namespace}/${s.metadata?.name}`)).toEqual(['beta/alpha', 'default/zeta']);
+    expect(result.objects.services.map((s) => `${s.metadata?.namespace}/${s.metadata?.name}`)).toEqual([
+      'beta/alpha',
+      'default/zeta',
+    ]);
     // Cluster-scoped kinds have no namespace at all.
     expect(result.objects.gatewayClasses[0]?.metadata?.namespace).toBeUndefined();
     expect(Object.fromEntries(result.objects.origins)).toEqual({
@@ -145,17 +148,27 @@ metadata: { name: nokind }
       origin: 'bad.yaml#0',
       object: 'HTTPRoute/default/r',
     });
-    expect(d('spec.rules[0].matches[0].path.type')?.message).toMatch(/Exact, PathPrefix, RegularExpression \(line 9\)/);
+    expect(d('spec.rules[0].matches[0].path.type')?.message).toMatch(
+      /Exact, PathPrefix, RegularExpression \(line 9\)/,
+    );
     // CEL: a Service reference needs a port.
-    expect(d('spec.rules[0].backendRefs[0].port')).toMatchObject({ code: 'SKEIN_SOURCE_MISSING_FIELD', object: 'HTTPRoute/default/r' });
+    expect(d('spec.rules[0].backendRefs[0].port')).toMatchObject({
+      code: 'SKEIN_SOURCE_MISSING_FIELD',
+      object: 'HTTPRoute/default/r',
+    });
     expect(d('spec.listeners[0].protocol')).toMatchObject({
       code: 'SKEIN_SOURCE_MISSING_FIELD',
       origin: 'bad.yaml#1',
       object: 'Gateway/edge/g',
       message: 'is required (line 22)',
     });
-    expect(d('spec.listeners[0].port')).toMatchObject({ code: 'SKEIN_SOURCE_INVALID_FIELD', message: 'must be a port in 1..65535 (line 23)' });
-    expect(result.diagnostics.find((x) => x.code === 'SKEIN_SOURCE_NOT_AN_OBJECT')).toMatchObject({ origin: 'bad.yaml#3' });
+    expect(d('spec.listeners[0].port')).toMatchObject({
+      code: 'SKEIN_SOURCE_INVALID_FIELD',
+      message: 'must be a port in 1..65535 (line 23)',
+    });
+    expect(result.diagnostics.find((x) => x.code === 'SKEIN_SOURCE_NOT_AN_OBJECT')).toMatchObject({
+      origin: 'bad.yaml#3',
+    });
     expect(d('kind')).toMatchObject({ code: 'SKEIN_SOURCE_MISSING_FIELD', origin: 'bad.yaml#4' });
   });
 
@@ -224,7 +237,11 @@ spec:
     expect(result.objects.services).toHaveLength(1);
     expect(result.objects.services[0]?.spec?.ports?.[0]?.port).toBe(80);
     expect(result.diagnostics).toEqual([
-      expect.objectContaining({ code: 'SKEIN_SOURCE_DUPLICATE_OBJECT', origin: 'b.yaml#0', object: 'Service/default/web' }),
+      expect.objectContaining({
+        code: 'SKEIN_SOURCE_DUPLICATE_OBJECT',
+        origin: 'b.yaml#0',
+        object: 'Service/default/web',
+      }),
     ]);
   });
 
@@ -232,7 +249,11 @@ spec:
     await put('broken.yaml', `${service('ok')}---\nkind: Service\nmetadata: { name: [unclosed\n`);
     const result = await loadDirectory(dir, { logger: silentLogger });
     expect(result.objects.services).toEqual([]);
-    expect(result.diagnostics[0]).toMatchObject({ code: 'SKEIN_SOURCE_YAML_SYNTAX', severity: 'error', origin: 'broken.yaml#1' });
+    expect(result.diagnostics[0]).toMatchObject({
+      code: 'SKEIN_SOURCE_YAML_SYNTAX',
+      severity: 'error',
+      origin: 'broken.yaml#1',
+    });
     expect(result.diagnostics[0]?.message).toMatch(/line \d+, column \d+/);
   });
 
@@ -259,9 +280,14 @@ describe('FileCache (last good config)', () => {
     const snap = cache.snapshot();
     expect(snap.objects.services[0]).toBe(good[0]);
     expect(snap.objects.services[1]).toBe(good[1]);
-    expect(snap.diagnostics.map((d) => d.code)).toEqual(['SKEIN_SOURCE_YAML_SYNTAX', 'SKEIN_SOURCE_YAML_SYNTAX']);
+    expect(snap.diagnostics.map((d) => d.code)).toEqual([
+      'SKEIN_SOURCE_YAML_SYNTAX',
+      'SKEIN_SOURCE_YAML_SYNTAX',
+    ]);
     expect(snap.diagnostics[0]?.origin).toBe('svc.yaml#1');
-    expect(snap.diagnostics[1]?.message).toBe('keeping the 2 object(s) of the last version of svc.yaml that parsed');
+    expect(snap.diagnostics[1]?.message).toBe(
+      'keeping the 2 object(s) of the last version of svc.yaml that parsed',
+    );
 
     // Fixed again: the unchanged document keeps its object; the changed one is new.
     cache.update('svc.yaml', `${service('a')}---\n${service('b').replace('80', '81')}`);

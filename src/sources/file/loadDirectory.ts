@@ -44,7 +44,10 @@ export async function assertDirectory(dir: string): Promise<void> {
     if (!isNotFound(e)) throw e;
   }
   if (!isDir) {
-    throw new SourceError(SourceCode.NoDir, `Cannot read config from ${dir}: it does not exist or is not a directory`);
+    throw new SourceError(
+      SourceCode.NoDir,
+      `Cannot read config from ${dir}: it does not exist or is not a directory`,
+    );
   }
 }
 
@@ -53,7 +56,12 @@ export async function assertDirectory(dir: string): Promise<void> {
  * line for a skipped object is written once per parse, so once per content of the file, and never
  * again on a reload that leaves the file alone.
  */
-export async function refreshFile(cache: FileCache, root: string, file: string, logger: Logger): Promise<FileUpdate> {
+export async function refreshFile(
+  cache: FileCache,
+  root: string,
+  file: string,
+  logger: Logger,
+): Promise<FileUpdate> {
   const full = path.join(root, file);
   let content: string;
   try {

@@ -146,7 +146,10 @@ function readDocument(
             origin,
             object: objectKey(typeof kind === 'string' ? kind : '', rawNamespace ?? 'default', rawName),
             field,
-            message: withLine(v === undefined ? 'is required' : `must be a non-empty string, not ${describe(v)}`, lineAt([field])),
+            message: withLine(
+              v === undefined ? 'is required' : `must be a non-empty string, not ${describe(v)}`,
+              lineAt([field]),
+            ),
           },
         ],
       };
@@ -156,7 +159,13 @@ function readDocument(
   if (known === undefined) {
     return {
       diagnostics: [],
-      skipped: { apiVersion: apiVersion as string, kind: kind as string, namespace: rawNamespace, name: rawName, origin },
+      skipped: {
+        apiVersion: apiVersion as string,
+        kind: kind as string,
+        namespace: rawNamespace,
+        name: rawName,
+        origin,
+      },
     };
   }
 
@@ -174,7 +183,10 @@ function readDocument(
         origin,
         object: key,
         field: fieldPath(issue.path),
-        message: withLine(missing && issue.code === 'invalid_type' ? 'is required' : issue.message, lineAt(issue.path)),
+        message: withLine(
+          missing && issue.code === 'invalid_type' ? 'is required' : issue.message,
+          lineAt(issue.path),
+        ),
       });
     }
     return { diagnostics };
@@ -244,7 +256,11 @@ export function fieldPath(path: readonly PropertyKey[]): string {
 }
 
 /** The line of the deepest node on `path` that exists in the document (1-based). */
-function lineOf(doc: Document.Parsed, lineCounter: LineCounter, path: readonly PropertyKey[]): number | undefined {
+function lineOf(
+  doc: Document.Parsed,
+  lineCounter: LineCounter,
+  path: readonly PropertyKey[],
+): number | undefined {
   for (let n = path.length; n >= 0; n--) {
     const prefix = path.slice(0, n).filter((k): k is string | number => typeof k !== 'symbol');
     const node: unknown = n === 0 ? doc.contents : doc.getIn(prefix, true);

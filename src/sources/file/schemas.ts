@@ -23,8 +23,10 @@ const DNS1035 = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const KIND = /^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/;
 const GROUP = /^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const CONTROLLER = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$/;
-const PROTOCOL = /^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9]+$/;
+const CONTROLLER =
+  /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$/;
+const PROTOCOL =
+  /^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9]+$/;
 const ADDRESS_TYPE =
   /^Hostname|IPAddress|NamedAddress|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$/;
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
@@ -46,11 +48,15 @@ function pattern(re: RegExp, what: string, max: number, min = 1): z.ZodString {
 
 const subdomain = pattern(SUBDOMAIN, "a DNS subdomain (lower case letters, digits, '-' and '.')", 253);
 const dnsLabel = pattern(LABEL, "a DNS label (lower case letters, digits and '-')", 63);
-const hostname = pattern(HOSTNAME, "a hostname, optionally with a leading '*.' (no IP addresses, no port)", 253);
+const hostname = pattern(
+  HOSTNAME,
+  "a hostname, optionally with a leading '*.' (no IP addresses, no port)",
+  253,
+);
 const sectionName = pattern(SUBDOMAIN, "a section name (lower case letters, digits, '-' and '.')", 253);
 const objectName = z.string().min(1, { error: 'must not be empty' }).max(253);
 const kind = pattern(KIND, 'a Kind (letters, digits and -, starting with a letter)', 63);
-const group = pattern(GROUP, "empty (the core group) or a DNS subdomain", 253, 0);
+const group = pattern(GROUP, 'empty (the core group) or a DNS subdomain', 253, 0);
 const namespace = dnsLabel;
 const portNumber = z
   .number({ error: 'must be an integer' })
@@ -59,22 +65,34 @@ const portNumber = z
   .max(65535, { error: 'must be a port in 1..65535' });
 const headerName = pattern(HEADER_NAME, 'an HTTP header name (token characters only)', 256);
 const duration = z.string().regex(DURATION, { error: "must be a duration like '10s', '1m30s' or '500ms'" });
-const timestamp = z.string().regex(RFC3339, { error: "must be an RFC 3339 time like '2024-01-02T03:04:05Z'" });
+const timestamp = z
+  .string()
+  .regex(RFC3339, { error: "must be an RFC 3339 time like '2024-01-02T03:04:05Z'" });
 
 function enumOf<const T extends readonly [string, ...string[]]>(values: T) {
   return z.enum(values, { error: `must be one of ${values.join(', ')}` });
 }
 
-const labelMap = z.record(z.string(), z.string({ error: 'label values must be strings' })).superRefine((labels, ctx) => {
-  for (const [key, value] of Object.entries(labels)) {
-    if (!validLabelKey(key)) {
-      ctx.addIssue({ code: 'custom', path: [key], message: 'must be a label key: an optional DNS prefix and "/", then a name of up to 63 characters' });
+const labelMap = z
+  .record(z.string(), z.string({ error: 'label values must be strings' }))
+  .superRefine((labels, ctx) => {
+    for (const [key, value] of Object.entries(labels)) {
+      if (!validLabelKey(key)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: 'must be a label key: an optional DNS prefix and "/", then a name of up to 63 characters',
+        });
+      }
+      if (value.length > 63 || !LABEL_VALUE.test(value)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: 'must be a label value: at most 63 letters, digits, "-", "_" or "."',
+        });
+      }
     }
-    if (value.length > 63 || !LABEL_VALUE.test(value)) {
-      ctx.addIssue({ code: 'custom', path: [key], message: 'must be a label value: at most 63 letters, digits, "-", "_" or "."' });
-    }
-  }
-});
+  });
 
 function validLabelKey(key: string): boolean {
   const slash = key.indexOf('/');
@@ -87,7 +105,13 @@ function validLabelKey(key: string): boolean {
 const labelSelector = z.object({
   matchLabels: labelMap.optional(),
   matchExpressions: z
-    .array(z.object({ key: z.string().min(1), operator: z.string().min(1), values: z.array(z.string()).optional() }))
+    .array(
+      z.object({
+        key: z.string().min(1),
+        operator: z.string().min(1),
+        values: z.array(z.string()).optional(),
+      }),
+    )
     .optional(),
 });
 
@@ -107,9 +131,7 @@ function metadata(name: z.ZodString) {
 
 const gatewayClassSpec = z.object({
   controllerName: pattern(CONTROLLER, "a domain-prefixed path like 'example.com/gateway-controller'", 253),
-  parametersRef: z
-    .object({ group, kind, name: objectName, namespace: namespace.optional() })
-    .optional(),
+  parametersRef: z.object({ group, kind, name: objectName, namespace: namespace.optional() }).optional(),
   description: z.string().max(64, { error: 'must be at most 64 characters' }).optional(),
 });
 
@@ -140,13 +162,20 @@ const listener = z.object({
       namespaces: z
         .object({ from: enumOf(['All', 'Selector', 'Same']).optional(), selector: labelSelector.optional() })
         .optional(),
-      kinds: z.array(z.object({ group: group.optional(), kind })).max(8).optional(),
+      kinds: z
+        .array(z.object({ group: group.optional(), kind }))
+        .max(8)
+        .optional(),
     })
     .optional(),
 });
 
 const gatewayAddress = z.object({
-  type: pattern(ADDRESS_TYPE, "'IPAddress', 'Hostname', 'NamedAddress' or a domain-prefixed type", 253).optional(),
+  type: pattern(
+    ADDRESS_TYPE,
+    "'IPAddress', 'Hostname', 'NamedAddress' or a domain-prefixed type",
+    253,
+  ).optional(),
   value: z.string().min(1).max(253).optional(),
 });
 
@@ -173,19 +202,39 @@ const gatewaySpec = z
     spec.listeners.forEach((l, i) => {
       const at = ['listeners', i];
       if (['HTTP', 'TCP', 'UDP'].includes(l.protocol) && l.tls !== undefined) {
-        ctx.addIssue({ code: 'custom', path: [...at, 'tls'], message: `must not be set for protocol ${l.protocol}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [...at, 'tls'],
+          message: `must not be set for protocol ${l.protocol}`,
+        });
       }
       if (['HTTPS', 'TLS'].includes(l.protocol) && l.tls === undefined) {
-        ctx.addIssue({ code: 'custom', path: [...at, 'tls'], message: `is required for protocol ${l.protocol}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [...at, 'tls'],
+          message: `is required for protocol ${l.protocol}`,
+        });
       }
       if (l.protocol === 'HTTPS' && l.tls?.mode !== undefined && l.tls.mode !== 'Terminate') {
-        ctx.addIssue({ code: 'custom', path: [...at, 'tls', 'mode'], message: 'must be Terminate for protocol HTTPS' });
+        ctx.addIssue({
+          code: 'custom',
+          path: [...at, 'tls', 'mode'],
+          message: 'must be Terminate for protocol HTTPS',
+        });
       }
       if (['TCP', 'UDP'].includes(l.protocol) && l.hostname !== undefined) {
-        ctx.addIssue({ code: 'custom', path: [...at, 'hostname'], message: `must not be set for protocol ${l.protocol}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [...at, 'hostname'],
+          message: `must not be set for protocol ${l.protocol}`,
+        });
       }
       if (names.has(l.name)) {
-        ctx.addIssue({ code: 'custom', path: [...at, 'name'], message: `listener name "${l.name}" is used twice` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [...at, 'name'],
+          message: `listener name "${l.name}" is used twice`,
+        });
       }
       names.add(l.name);
       const combo = `${l.port}/${l.protocol}/${l.hostname ?? ''}`;
@@ -203,13 +252,25 @@ const gatewaySpec = z
       const type = a.type ?? 'IPAddress';
       if (a.value === undefined) return;
       if (type === 'IPAddress' && isIP(a.value) === 0) {
-        ctx.addIssue({ code: 'custom', path: ['addresses', i, 'value'], message: 'must be an IP address when type is IPAddress' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['addresses', i, 'value'],
+          message: 'must be an IP address when type is IPAddress',
+        });
       }
       if (type === 'Hostname' && !HOSTNAME.test(a.value)) {
-        ctx.addIssue({ code: 'custom', path: ['addresses', i, 'value'], message: 'must be a hostname when type is Hostname' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['addresses', i, 'value'],
+          message: 'must be a hostname when type is Hostname',
+        });
       }
       if ((type === 'IPAddress' || type === 'Hostname') && seen.has(`${type}/${a.value}`)) {
-        ctx.addIssue({ code: 'custom', path: ['addresses', i, 'value'], message: `${type} values must be unique` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['addresses', i, 'value'],
+          message: `${type} values must be unique`,
+        });
       }
       seen.add(`${type}/${a.value}`);
     });
@@ -236,7 +297,8 @@ const pathMatch = z
     const value = p.value ?? '/';
     if (type === 'RegularExpression') return;
     const problem = pathProblem(value);
-    if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['value'], message: `${problem} (type ${type})` });
+    if (problem !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['value'], message: `${problem} (type ${type})` });
   });
 
 /** The CRD's CEL rules for Exact and PathPrefix values, in the order it checks them. */
@@ -268,7 +330,17 @@ const routeMatch = z
     path: pathMatch.optional(),
     headers: z.array(headerMatch).max(16).optional(),
     queryParams: z.array(queryParamMatch).max(16).optional(),
-    method: enumOf(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']).optional(),
+    method: enumOf([
+      'GET',
+      'HEAD',
+      'POST',
+      'PUT',
+      'DELETE',
+      'CONNECT',
+      'OPTIONS',
+      'TRACE',
+      'PATCH',
+    ]).optional(),
   })
   .superRefine((m, ctx) => {
     // headers and queryParams are list-maps keyed by name: the API server rejects a repeated name.
@@ -278,8 +350,14 @@ const routeMatch = z
 
 const headerFilter = z
   .object({
-    set: z.array(z.object({ name: headerName, value: z.string().max(4096) })).max(16).optional(),
-    add: z.array(z.object({ name: headerName, value: z.string().max(4096) })).max(16).optional(),
+    set: z
+      .array(z.object({ name: headerName, value: z.string().max(4096) }))
+      .max(16)
+      .optional(),
+    add: z
+      .array(z.object({ name: headerName, value: z.string().max(4096) }))
+      .max(16)
+      .optional(),
     remove: z.array(headerName).max(16).optional(),
   })
   .superRefine((f, ctx) => {
@@ -331,7 +409,11 @@ const routeFilter = z
         ctx.addIssue({ code: 'custom', path: [field], message: `is required for filter type ${type}` });
       }
       if (f.type !== type && present) {
-        ctx.addIssue({ code: 'custom', path: [field], message: `must not be set when the filter type is ${f.type}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [field],
+          message: `must not be set when the filter type is ${f.type}`,
+        });
       }
     }
   });
@@ -376,10 +458,18 @@ const routeRule = z
     }
     const has = (t: string): boolean => filters.some((f) => f.type === t);
     if (has('RequestRedirect') && has('URLRewrite')) {
-      ctx.addIssue({ code: 'custom', path: ['filters'], message: 'may specify either RequestRedirect or URLRewrite, not both' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['filters'],
+        message: 'may specify either RequestRedirect or URLRewrite, not both',
+      });
     }
     if (has('RequestRedirect') && (rule.backendRefs?.length ?? 0) > 0) {
-      ctx.addIssue({ code: 'custom', path: ['backendRefs'], message: 'must be empty when the rule has a RequestRedirect filter' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['backendRefs'],
+        message: 'must be empty when the rule has a RequestRedirect filter',
+      });
     }
     const request = rule.timeouts?.request;
     const backend = rule.timeouts?.backendRequest;
@@ -387,7 +477,11 @@ const routeRule = z
       const r = durationMs(request);
       const b = durationMs(backend);
       if (r !== 0 && b > r) {
-        ctx.addIssue({ code: 'custom', path: ['timeouts', 'backendRequest'], message: 'must not be longer than timeouts.request' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['timeouts', 'backendRequest'],
+          message: 'must not be longer than timeouts.request',
+        });
       }
     }
   });
@@ -405,17 +499,24 @@ const httpRouteSpec = z
     refs.forEach((a, i) => {
       refs.forEach((b, j) => {
         if (j <= i || !sameParent(a, b)) return;
-        if (a.sectionName === undefined && a.port === undefined && b.sectionName === undefined && b.port === undefined) {
+        if (
+          a.sectionName === undefined &&
+          a.port === undefined &&
+          b.sectionName === undefined &&
+          b.port === undefined
+        ) {
           ctx.addIssue({
             code: 'custom',
             path: ['parentRefs', j],
-            message: 'sectionName or port must be specified when parentRefs includes 2 or more references to the same parent',
+            message:
+              'sectionName or port must be specified when parentRefs includes 2 or more references to the same parent',
           });
         } else if (a.sectionName === b.sectionName && a.port === b.port) {
           ctx.addIssue({
             code: 'custom',
             path: ['parentRefs', j],
-            message: 'sectionName or port must be unique when parentRefs includes 2 or more references to the same parent',
+            message:
+              'sectionName or port must be unique when parentRefs includes 2 or more references to the same parent',
           });
         }
       });
@@ -423,7 +524,11 @@ const httpRouteSpec = z
     const rules = spec.rules ?? [];
     const matches = rules.reduce((n, r) => n + (r.matches?.length ?? 1), 0);
     if (matches > 128) {
-      ctx.addIssue({ code: 'custom', path: ['rules'], message: `the total number of matches across all rules must be at most 128 (is ${matches})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rules'],
+        message: `the total number of matches across all rules must be at most 128 (is ${matches})`,
+      });
     }
     uniqueBy(rules, (r) => r.name, 'rules', 'name', ctx);
   });
@@ -474,12 +579,20 @@ const serviceSpec = z
   .superRefine((spec, ctx) => {
     const ports = spec.ports ?? [];
     if (ports.length === 0 && spec.type !== 'ExternalName' && spec.clusterIP !== 'None') {
-      ctx.addIssue({ code: 'custom', path: ['ports'], message: 'is required unless the Service is headless or ExternalName' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ports'],
+        message: 'is required unless the Service is headless or ExternalName',
+      });
     }
     if (ports.length > 1) {
       ports.forEach((p, i) => {
         if (p.name === undefined || p.name === '') {
-          ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: 'is required when the Service has more than one port' });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['ports', i, 'name'],
+            message: 'is required when the Service has more than one port',
+          });
         }
       });
     }
@@ -492,7 +605,11 @@ const serviceSpec = z
 const endpoint = z.looseObject({
   addresses: z.array(z.string()).min(1, { error: 'must list at least one address' }).max(100),
   conditions: z
-    .object({ ready: z.boolean().optional(), serving: z.boolean().optional(), terminating: z.boolean().optional() })
+    .object({
+      ready: z.boolean().optional(),
+      serving: z.boolean().optional(),
+      terminating: z.boolean().optional(),
+    })
     .optional(),
   hostname: dnsLabel.optional(),
   nodeName: z.string().optional(),
@@ -535,7 +652,11 @@ const endpointSliceSchema = z
     slice.endpoints.forEach((e, i) => {
       e.addresses.forEach((a, j) => {
         const ok =
-          slice.addressType === 'IPv4' ? isIP(a) === 4 : slice.addressType === 'IPv6' ? isIP(a) === 6 : SUBDOMAIN.test(a);
+          slice.addressType === 'IPv4'
+            ? isIP(a) === 4
+            : slice.addressType === 'IPv6'
+              ? isIP(a) === 6
+              : SUBDOMAIN.test(a);
         if (!ok) {
           ctx.addIssue({
             code: 'custom',
@@ -554,7 +675,10 @@ export const objectSchemas: Record<KnownKind, z.ZodType> = {
   Gateway: objectSchema(subdomain, gatewaySpec),
   HTTPRoute: objectSchema(subdomain, httpRouteSpec),
   // Service names are DNS-1035 labels: they become DNS names and environment variable prefixes.
-  Service: objectSchema(pattern(DNS1035, "a DNS-1035 label (lower case letters, digits and '-', starting with a letter)", 63), serviceSpec),
+  Service: objectSchema(
+    pattern(DNS1035, "a DNS-1035 label (lower case letters, digits and '-', starting with a letter)", 63),
+    serviceSpec,
+  ),
   EndpointSlice: endpointSliceSchema,
 };
 

@@ -39,7 +39,9 @@ export async function watchDirectory(dir: string, options: WatchOptions): Promis
   const { logger } = options;
   const debounceMs = options.debounceMs ?? 50;
   if (!Number.isFinite(debounceMs) || debounceMs < 0) {
-    throw new TypeError(`Cannot watch ${dir} with debounceMs ${debounceMs}: current value is not a non-negative number`);
+    throw new TypeError(
+      `Cannot watch ${dir} with debounceMs ${debounceMs}: current value is not a non-negative number`,
+    );
   }
   await assertDirectory(dir);
 
@@ -85,7 +87,9 @@ export async function watchDirectory(dir: string, options: WatchOptions): Promis
       return;
     }
     try {
-      const w = watch(path.join(dir, rel), { persistent: false }, (_event, filename) => onEvent(rel, filename));
+      const w = watch(path.join(dir, rel), { persistent: false }, (_event, filename) =>
+        onEvent(rel, filename),
+      );
       w.on('error', (err) => {
         // A watched directory that disappears errors on some platforms; its parent's watch reports it.
         logger.debug({ err }, `watch on ${path.join(dir, rel)} ended`);
@@ -109,6 +113,8 @@ export async function watchDirectory(dir: string, options: WatchOptions): Promis
 
   /** Re-reads a subtree (or everything, for rel ''): new files, changed files, files gone. */
   const rescan = async (rel: string, parsed: string[]): Promise<boolean> => {
+    // Watch before listing, so that a file created meanwhile is either listed or reported.
+    watchDir(rel);
     const { files, dirs } = await listYamlFiles(dir, rel);
     for (const d of dirs) watchDir(d);
     let changed = false;
@@ -134,7 +140,11 @@ export async function watchDirectory(dir: string, options: WatchOptions): Promis
     } catch (e) {
       if (!isNotFound(e)) throw e;
     }
-    if (isDir) return rescan(rel, parsed);
+    if (isDir) {
+      // The directory may be a new one under an old name (deleted and recreated): watch it afresh.
+      unwatchUnder(rel);
+      return rescan(rel, parsed);
+    }
     // Not a directory (any more): drop watches and files that were under it, then read it if YAML.
     unwatchUnder(rel);
     let changed = false;
