@@ -1,9 +1,7 @@
 import type { Ir, IrBackend, IrListener } from '../model/ir.js';
 import { type IrError, validate } from '../model/validate.js';
 import type { Diagnostic } from '../sources/objects.js';
-
-/** A translator bug: the translator produced IR that validate() rejects. */
-export const INTERNAL_CODE = 'SKEIN_GATEWAY_INTERNAL';
+import { GatewayCode } from './gatewayCodes.js';
 
 /** Passes after which whatever validate() still reports is only reported. */
 const MAX_PASSES = 3;
@@ -22,7 +20,7 @@ export function dropInvalid(ir: Ir): { ir: Ir; diagnostics: Diagnostic[] } {
     for (const e of errors) {
       const route = describe(current, e);
       diagnostics.push({
-        code: INTERNAL_CODE,
+        code: GatewayCode.Internal,
         severity: 'error',
         ...(route === undefined ? {} : { object: route }),
         field: e.path,

@@ -4,6 +4,7 @@ import type { Diagnostic, Gateway } from '../sources/objects.js';
 import { type AddressResult, gatewayAddresses } from './addresses.js';
 import { generationOf } from './conditions.js';
 import type { ClassState } from './gatewayClasses.js';
+import { GatewayCode } from './gatewayCodes.js';
 import { type CompiledSelector, compileSelector } from './labelSelector.js';
 import { compareAge } from './precedence.js';
 
@@ -119,7 +120,7 @@ export function processGateways(
     if (cls === undefined) {
       if (!allClassNames.has(className)) {
         diagnostics.push({
-          code: 'SKEIN_GATEWAY_UNKNOWN_CLASS',
+          code: GatewayCode.UnknownClass,
           severity: 'warning',
           object: `Gateway/${namespace}/${name}`,
           field: 'spec.gatewayClassName',

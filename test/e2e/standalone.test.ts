@@ -265,7 +265,8 @@ spec:
       20_000,
       50,
     );
-    expect((await get(`${base}/only-blue/1`)).reply?.backend).toBe('blue');
+    // The rest of the latest config is there too: the exact /blue route and the 0/1 split.
     expect((await get(`${base}/blue`)).reply?.backend).toBe('blue');
+    for (let i = 0; i < 10; i++) expect((await get(`${base}/after-restart/${i}`)).reply?.backend).toBe('green');
   });
 });
