@@ -10,8 +10,8 @@ import { EnvoySupervisor } from '../src/envoy/supervisor.js';
 import { silentLogger } from '../src/log.js';
 import type { HTTPRoute, ObjectSet } from '../src/sources/objects.js';
 import { createXdsServer, type XdsServer } from '../src/xds/server.js';
-import type { Bench, BenchResult } from './run.js';
 import { machineInfo, printTable, rssMiB } from './machine.js';
+import type { Bench, BenchResult } from './run.js';
 
 /**
  * Control-plane cost, with a real Envoy: for N HTTPRoutes, the time to translate (objects → encoded
@@ -24,7 +24,12 @@ import { machineInfo, printTable, rssMiB } from './machine.js';
 
 const GATEWAY_PORT = 8080;
 
-function objectSet(n: number, backendPort: number, address: string, changed?: { index: number; path: string }): ObjectSet {
+function objectSet(
+  n: number,
+  backendPort: number,
+  address: string,
+  changed?: { index: number; path: string },
+): ObjectSet {
   const services = Math.max(1, Math.ceil(n / 10));
   const routes: HTTPRoute[] = [];
   for (let i = 0; i < n; i++) routes.push(route(i, services, changed?.index === i ? changed.path : `/r${i}`));
@@ -40,7 +45,11 @@ function objectSet(n: number, backendPort: number, address: string, changed?: { 
     slices.push({
       apiVersion: 'discovery.k8s.io/v1' as const,
       kind: 'EndpointSlice' as const,
-      metadata: { name: `svc-${s}-a`, namespace: 'bench', labels: { 'kubernetes.io/service-name': `svc-${s}` } },
+      metadata: {
+        name: `svc-${s}-a`,
+        namespace: 'bench',
+        labels: { 'kubernetes.io/service-name': `svc-${s}` },
+      },
       addressType: 'IPv4' as const,
       ports: [{ name: 'http', port: backendPort }],
       endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
@@ -63,7 +72,14 @@ function objectSet(n: number, backendPort: number, address: string, changed?: { 
         spec: {
           gatewayClassName: 'skein',
           addresses: [{ type: 'IPAddress', value: address }],
-          listeners: [{ name: 'http', protocol: 'HTTP', port: GATEWAY_PORT, allowedRoutes: { namespaces: { from: 'Same' } } }],
+          listeners: [
+            {
+              name: 'http',
+              protocol: 'HTTP',
+              port: GATEWAY_PORT,
+              allowedRoutes: { namespaces: { from: 'Same' } },
+            },
+          ],
         },
       },
     ],
@@ -152,9 +168,24 @@ export const bench: Bench = {
         const bootstrapPath = path.join(runDir, 'bootstrap.json');
         await writeFile(
           bootstrapPath,
-          JSON.stringify(renderBootstrap({ nodeId: `bench-${n}`, nodeCluster: 'bench', xds: { socketPath }, adminPort: 0, delta: true })),
+          JSON.stringify(
+            renderBootstrap({
+              nodeId: `bench-${n}`,
+              nodeCluster: 'bench',
+              xds: { socketPath },
+              adminPort: 0,
+              delta: true,
+            }),
+          ),
         );
-        const envoy = new EnvoySupervisor({ envoyPath: envoyBin.path, bootstrapPath, logger: silentLogger, runDir, drainTimeoutMs: 0, concurrency: 1 });
+        const envoy = new EnvoySupervisor({
+          envoyPath: envoyBin.path,
+          bootstrapPath,
+          logger: silentLogger,
+          runDir,
+          drainTimeoutMs: 0,
+          concurrency: 1,
+        });
         try {
           await envoy.start();
           const objects = objectSet(n, backend.port, address);
@@ -210,7 +241,15 @@ export const bench: Bench = {
       await backend.close();
     }
     printTable('Translate and push N HTTPRoutes to a real Envoy (delta ADS, 1 worker)', rows);
-    printTable('One route changed among N: incremental build vs cold rebuild (baseline), side by side', changeRows);
-    return { name: 'xds-translate-push', machine: machineInfo(envoyBin.version), push: rows, oneChange: changeRows };
+    printTable(
+      'One route changed among N: incremental build vs cold rebuild (baseline), side by side',
+      changeRows,
+    );
+    return {
+      name: 'xds-translate-push',
+      machine: machineInfo(envoyBin.version),
+      push: rows,
+      oneChange: changeRows,
+    };
   },
 };

@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { carryTransitionTimes } from './gateway/conditions.js';
 import { createGatewayTranslator } from './gateway/translate.js';
 import type { Logger } from './log.js';
 import type { Ir } from './model/ir.js';
 import type { Diagnostic, ObjectSet, ObjectStatus } from './sources/objects.js';
 import { formatDiagnostic } from './sources/objects.js';
-import { carryTransitionTimes } from './gateway/conditions.js';
 import { SnapshotCache } from './xds/cache.js';
 import { ResourceEncoder } from './xds/resource.js';
 import { createSnapshot } from './xds/snapshot.js';
@@ -156,8 +156,14 @@ export class ControlPlane {
     const durationMs = performance.now() - t0;
     this.#metrics.builds.inc({ result: published ? 'published' : 'failed' });
     this.#metrics.buildSeconds.observe(durationMs / 1000);
-    this.#metrics.diagnostics.set({ severity: 'error' }, diagnostics.filter((d) => d.severity === 'error').length);
-    this.#metrics.diagnostics.set({ severity: 'warning' }, diagnostics.filter((d) => d.severity === 'warning').length);
+    this.#metrics.diagnostics.set(
+      { severity: 'error' },
+      diagnostics.filter((d) => d.severity === 'error').length,
+    );
+    this.#metrics.diagnostics.set(
+      { severity: 'warning' },
+      diagnostics.filter((d) => d.severity === 'warning').length,
+    );
     this.#reportOnce(diagnostics, errors);
     const report: BuildReport = {
       at,

@@ -2,14 +2,14 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ControlPlane } from './controlPlane.js';
-import { startEchoServer, type EchoServer } from './echo/echoServer.js';
+import { type EchoServer, startEchoServer } from './echo/echoServer.js';
 import { getReady } from './envoy/admin.js';
 import { renderBootstrap } from './envoy/bootstrap.js';
 import { findEnvoy } from './envoy/findEnvoy.js';
 import { EnvoySupervisor } from './envoy/supervisor.js';
 import type { Logger } from './log.js';
 import { watchDirectory } from './sources/file/watchDirectory.js';
-import { startStatusServer, type StatusServer } from './status/statusServer.js';
+import { type StatusServer, startStatusServer } from './status/statusServer.js';
 import { createXdsServer, type XdsServer } from './xds/server.js';
 import type { XdsStatus } from './xds/status.js';
 
@@ -102,7 +102,9 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
     // until a snapshot exists.
     const xds = createXdsServer({ cache: controlPlane.cache, logger, registry: controlPlane.registry });
     const listenOn =
-      'socketPath' in opts.xds ? `unix://${path.resolve(opts.xds.socketPath)}` : `${opts.xds.host}:${opts.xds.port}`;
+      'socketPath' in opts.xds
+        ? `unix://${path.resolve(opts.xds.socketPath)}`
+        : `${opts.xds.host}:${opts.xds.port}`;
     const xdsAddress = await xds.listen(listenOn);
     stops.push(() => xds.close());
     logger.info(`xDS server listening on ${xdsAddress}`);

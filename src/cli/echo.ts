@@ -31,7 +31,9 @@ export async function runEcho(argv: readonly string[]): Promise<number> {
       return 2;
     }
     const s = await startEchoServer({ ...parsed, h2c: values.h2c === true });
-    process.stderr.write(`skein echo: ${s.name} listening on ${s.host}:${s.port}${values.h2c === true ? ' (h2c)' : ''}\n`);
+    process.stderr.write(
+      `skein echo: ${s.name} listening on ${s.host}:${s.port}${values.h2c === true ? ' (h2c)' : ''}\n`,
+    );
     servers.push(s);
   }
   await new Promise<void>((resolve) => {

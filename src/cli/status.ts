@@ -27,7 +27,9 @@ export async function runStatus(argv: readonly string[]): Promise<number> {
     const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
     body = (await res.json()) as StandaloneStatus;
   } catch (e) {
-    process.stderr.write(`skein status: no 'skein up' answers on ${url} (${e instanceof Error ? e.message : String(e)})\n`);
+    process.stderr.write(
+      `skein status: no 'skein up' answers on ${url} (${e instanceof Error ? e.message : String(e)})\n`,
+    );
     return 1;
   }
   if (values.output === 'json') {
@@ -49,7 +51,9 @@ export function formatStatus(s: StandaloneStatus): string {
   } else {
     lines.push('envoy:   not supervised (--no-envoy)');
   }
-  const build = s.lastBuild as { at?: string; published?: boolean; resources?: number; errors?: string[] } | undefined;
+  const build = s.lastBuild as
+    | { at?: string; published?: boolean; resources?: number; errors?: string[] }
+    | undefined;
   if (build !== undefined) {
     lines.push(
       `build:   ${build.published === true ? 'published' : 'NOT published'} at ${build.at ?? '?'} (${build.resources ?? 0} resources)`,
@@ -73,7 +77,9 @@ export function formatStatus(s: StandaloneStatus): string {
   lines.push('');
   lines.push(xds.nacks.length === 0 ? 'NACKs:   none' : `NACKs:   ${xds.nacks.length} (newest last)`);
   for (const n of xds.nacks) {
-    lines.push(`  ${n.time} ${n.type} from ${n.nodeId}: rejected version ${n.version}, keeps ${n.keptVersion ?? 'nothing'}: ${n.message}`);
+    lines.push(
+      `  ${n.time} ${n.type} from ${n.nodeId}: rejected version ${n.version}, keeps ${n.keptVersion ?? 'nothing'}: ${n.message}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

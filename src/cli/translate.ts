@@ -3,8 +3,8 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { translateGateway } from '../gateway/translate.js';
 import { createLogger } from '../log.js';
-import { formatDiagnostic, objectKey, type ObjectSet, type ObjectStatus } from '../sources/objects.js';
 import { loadDirectory } from '../sources/file/loadDirectory.js';
+import { formatDiagnostic, type ObjectSet, type ObjectStatus, objectKey } from '../sources/objects.js';
 import { TypeUrl } from '../xds/proto.js';
 import { translateIr } from '../xds/translate/translate.js';
 
@@ -69,7 +69,11 @@ export async function runTranslate(argv: readonly string[]): Promise<number> {
   if (show === 'ir') doc = result.ir;
   else if (show === 'status') doc = withStatus(loaded.objects, result.statuses);
   else doc = envoyDocument(translateIr(result.ir, { flavor }));
-  process.stdout.write(output === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : stringify(doc, { aliasDuplicateObjects: false }));
+  process.stdout.write(
+    output === 'json'
+      ? `${JSON.stringify(doc, null, 2)}\n`
+      : stringify(doc, { aliasDuplicateObjects: false }),
+  );
   return diagnostics.some((d) => d.severity === 'error') ? 1 : 0;
 }
 
@@ -98,7 +102,12 @@ function envoyDocument(specs: readonly { typeUrl: TypeUrl; message: object }[]):
   const doc: Record<string, unknown[]> = {};
   for (const s of specs) {
     const section = SECTIONS[s.typeUrl];
-    (doc[section] ??= []).push({ '@type': s.typeUrl, ...(s.typeUrl === TypeUrl.Secret ? redact(s.message) : s.message) });
+    const list = doc[section] ?? [];
+    doc[section] = list;
+    list.push({
+      '@type': s.typeUrl,
+      ...(s.typeUrl === TypeUrl.Secret ? redact(s.message) : s.message),
+    });
   }
   return doc;
 }

@@ -49,7 +49,9 @@ export async function runUp(argv: readonly string[]): Promise<number> {
   // A missing directory is a usage error (exit 2), not something to watch for.
   const st = await stat(configDir).catch(() => undefined);
   if (st === undefined || !st.isDirectory()) {
-    process.stderr.write(`skein up: SKEIN_SOURCE_NO_DIR: config directory ${configDir} does not exist or is not a directory\n`);
+    process.stderr.write(
+      `skein up: SKEIN_SOURCE_NO_DIR: config directory ${configDir} does not exist or is not a directory\n`,
+    );
     return 2;
   }
   const adminPort = parsePort(values['admin-port'], '--admin-port', true);

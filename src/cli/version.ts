@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { findEnvoy } from '../envoy/findEnvoy.js';
 
 export function skeinVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 

@@ -31,7 +31,10 @@ export async function startEchoServer(opts: {
 }): Promise<EchoServer> {
   const host = opts.host ?? '127.0.0.1';
   let requests = 0;
-  const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
+  const handler = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ): void => {
     requests++;
     const reply: EchoReply = {
       backend: opts.name,

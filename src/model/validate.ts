@@ -45,8 +45,10 @@ export function validate(ir: Ir): IrError[] {
   ir.backends.forEach((b, i) => {
     b.endpoints.forEach((e, j) => {
       const p = `backends[${i}].endpoints[${j}]`;
-      if (isIP(e.address) === 0) err(IrErrorCode.InvalidAddress, `${p}.address`, `"${e.address}" is not an IP address`);
-      if (!validPort(e.port)) err(IrErrorCode.InvalidPort, `${p}.port`, `${e.port} is not a port in 1..65535`);
+      if (isIP(e.address) === 0)
+        err(IrErrorCode.InvalidAddress, `${p}.address`, `"${e.address}" is not an IP address`);
+      if (!validPort(e.port))
+        err(IrErrorCode.InvalidPort, `${p}.port`, `${e.port} is not a port in 1..65535`);
     });
   });
 
@@ -56,7 +58,8 @@ export function validate(ir: Ir): IrError[] {
     validateListener(l, p, err, backendNames, secretNames);
     const bind = `${l.address}:${l.port}`;
     const other = binds.get(bind);
-    if (other !== undefined) err(IrErrorCode.DuplicateBind, p, `listener ${l.name} binds ${bind}, as does ${other}`);
+    if (other !== undefined)
+      err(IrErrorCode.DuplicateBind, p, `listener ${l.name} binds ${bind}, as does ${other}`);
     binds.set(bind, l.name);
   });
   return errors;
@@ -67,7 +70,8 @@ type Report = (code: IrErrorCode, path: string, message: string) => void;
 function uniqueNames(items: readonly { name: string }[], path: string, err: Report): Set<string> {
   const seen = new Set<string>();
   items.forEach((item, i) => {
-    if (seen.has(item.name)) err(IrErrorCode.DuplicateName, `${path}[${i}].name`, `"${item.name}" appears twice`);
+    if (seen.has(item.name))
+      err(IrErrorCode.DuplicateName, `${path}[${i}].name`, `"${item.name}" appears twice`);
     seen.add(item.name);
   });
   return seen;
@@ -80,15 +84,18 @@ function validateListener(
   backends: Set<string>,
   secrets: Set<string>,
 ): void {
-  if (isIP(l.address) === 0) err(IrErrorCode.InvalidAddress, `${p}.address`, `"${l.address}" is not an IP address`);
+  if (isIP(l.address) === 0)
+    err(IrErrorCode.InvalidAddress, `${p}.address`, `"${l.address}" is not an IP address`);
   if (!validPort(l.port)) err(IrErrorCode.InvalidPort, `${p}.port`, `${l.port} is not a port in 1..65535`);
   l.tls?.secretNames.forEach((s, k) => {
-    if (!secrets.has(s)) err(IrErrorCode.UnknownSecret, `${p}.tls.secretNames[${k}]`, `no secret named "${s}"`);
+    if (!secrets.has(s))
+      err(IrErrorCode.UnknownSecret, `${p}.tls.secretNames[${k}]`, `no secret named "${s}"`);
   });
   l.virtualHosts.forEach((vh, j) => {
     const vp = `${p}.virtualHosts[${j}]`;
     vh.hostnames.forEach((h, k) => {
-      if (!validHostname(h)) err(IrErrorCode.InvalidHostname, `${vp}.hostnames[${k}]`, `"${h}" is not a hostname`);
+      if (!validHostname(h))
+        err(IrErrorCode.InvalidHostname, `${vp}.hostnames[${k}]`, `"${h}" is not a hostname`);
     });
     vh.routes.forEach((r, k) => {
       validateRoute(r, `${vp}.routes[${k}]`, err, backends);
@@ -105,22 +112,29 @@ function validateRoute(r: IrRoute, p: string, err: Report, backends: Set<string>
     }
     return;
   }
-  if (a.backends.length === 0) err(IrErrorCode.NoBackends, `${p}.action.backends`, 'a forward action needs a backend');
+  if (a.backends.length === 0)
+    err(IrErrorCode.NoBackends, `${p}.action.backends`, 'a forward action needs a backend');
   a.backends.forEach((b, i) => {
     const bp = `${p}.action.backends[${i}]`;
-    if (!backends.has(b.backend)) err(IrErrorCode.UnknownBackend, `${bp}.backend`, `no backend named "${b.backend}"`);
+    if (!backends.has(b.backend))
+      err(IrErrorCode.UnknownBackend, `${bp}.backend`, `no backend named "${b.backend}"`);
     if (!Number.isInteger(b.weight) || b.weight < 0) {
       err(IrErrorCode.InvalidWeight, `${bp}.weight`, `${b.weight} is not a non-negative integer`);
     }
   });
   if (a.backends.length > 0 && a.backends.every((b) => b.weight === 0)) {
-    err(IrErrorCode.InvalidWeight, `${p}.action.backends`, 'every weight is 0; use a direct response instead');
+    err(
+      IrErrorCode.InvalidWeight,
+      `${p}.action.backends`,
+      'every weight is 0; use a direct response instead',
+    );
   }
 }
 
 function validateMatch(m: IrMatch, p: string, err: Report): void {
   if (m.path.kind === 'RegularExpression') {
-    if (!validRegex(m.path.value)) err(IrErrorCode.InvalidRegex, `${p}.path.value`, `"${m.path.value}" does not compile`);
+    if (!validRegex(m.path.value))
+      err(IrErrorCode.InvalidRegex, `${p}.path.value`, `"${m.path.value}" does not compile`);
   } else if (!m.path.value.startsWith('/')) {
     err(IrErrorCode.InvalidPath, `${p}.path.value`, `"${m.path.value}" does not start with "/"`);
   }

@@ -1,8 +1,8 @@
 import type { IGateway } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway';
 import type { IGatewayClass } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/GatewayClass';
 import type { IHTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
-import type { IService } from 'kubernetes-models/v1/Service';
 import type { IEndpointSlice } from 'kubernetes-models/discovery.k8s.io/v1/EndpointSlice';
+import type { IService } from 'kubernetes-models/v1/Service';
 
 /**
  * The typed Kubernetes objects every source (YAML directory, Kubernetes informers) produces and every

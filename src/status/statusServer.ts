@@ -61,7 +61,11 @@ async function handle(
   const path = url.split('?')[0];
   switch (path) {
     case '/status':
-      return { status: 200, type: 'application/json', body: `${JSON.stringify(await deps.status(), null, 2)}\n` };
+      return {
+        status: 200,
+        type: 'application/json',
+        body: `${JSON.stringify(await deps.status(), null, 2)}\n`,
+      };
     case '/metrics':
       return { status: 200, type: deps.registry.contentType, body: await deps.registry.metrics() };
     case '/healthz':
@@ -71,6 +75,10 @@ async function handle(
       return { status: ok ? 200 : 503, type: 'text/plain', body: ok ? 'ready\n' : 'not ready\n' };
     }
     default:
-      return { status: 404, type: 'text/plain', body: 'not found: try /status, /metrics, /healthz, /readyz\n' };
+      return {
+        status: 404,
+        type: 'text/plain',
+        body: 'not found: try /status, /metrics, /healthz, /readyz\n',
+      };
   }
 }

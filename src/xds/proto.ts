@@ -66,7 +66,9 @@ function includeDirs(): string[] {
   const require = createRequire(import.meta.url);
   const xdsPkg = path.dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
   const pbPkg = path.dirname(require.resolve('protobufjs/package.json'));
-  const deps = ['envoy-api', 'googleapis', 'protoc-gen-validate', 'xds'].map((d) => path.join(xdsPkg, 'deps', d));
+  const deps = ['envoy-api', 'googleapis', 'protoc-gen-validate', 'xds'].map((d) =>
+    path.join(xdsPkg, 'deps', d),
+  );
   // protobufjs ships google/protobuf/descriptor.proto and friends, which the Envoy API imports.
   return [...deps, pbPkg];
 }
@@ -95,7 +97,9 @@ const typeCache = new Map<string, protobuf.Type>();
 
 /** Looks up a message type by its full name or its type URL. */
 export function messageType(nameOrUrl: string): protobuf.Type {
-  const name = nameOrUrl.startsWith('type.googleapis.com/') ? nameOrUrl.slice('type.googleapis.com/'.length) : nameOrUrl;
+  const name = nameOrUrl.startsWith('type.googleapis.com/')
+    ? nameOrUrl.slice('type.googleapis.com/'.length)
+    : nameOrUrl;
   let t = typeCache.get(name);
   if (t === undefined) {
     t = envoyRoot().lookupType(name);
@@ -166,7 +170,10 @@ function packNested(value: unknown): unknown {
 
 /** Decodes `Any` bytes back to a plain object (for tests, `skein translate -o json` and NACK logs). */
 export function decodeAny(bytes: Uint8Array): { typeUrl: string; message: Record<string, unknown> } {
-  const any = messageType('google.protobuf.Any').decode(bytes) as unknown as { type_url: string; value: Uint8Array };
+  const any = messageType('google.protobuf.Any').decode(bytes) as unknown as {
+    type_url: string;
+    value: Uint8Array;
+  };
   const type = messageType(any.type_url);
   const message = type.toObject(type.decode(any.value), { enums: String, longs: Number, defaults: false });
   return { typeUrl: any.type_url, message: unpackNested(message) as Record<string, unknown> };

@@ -58,7 +58,12 @@ export class ResourceEncoder {
 
   encode(spec: ResourceSpec): XdsResource {
     const canonical = stableStringify(spec.message);
-    const version = createHash('sha256').update(spec.typeUrl).update('\0').update(canonical).digest('base64url').slice(0, 22);
+    const version = createHash('sha256')
+      .update(spec.typeUrl)
+      .update('\0')
+      .update(canonical)
+      .digest('base64url')
+      .slice(0, 22);
     const key = `${spec.typeUrl}\0${spec.name}\0${version}`;
     let r = this.#current.get(key) ?? this.#previous.get(key);
     if (r === undefined) {

@@ -19,7 +19,11 @@ interface SayReply {
   backend: string;
 }
 type EchoClient = grpc.Client & {
-  say(req: { message: string }, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: SayReply) => void): void;
+  say(
+    req: { message: string },
+    opts: grpc.CallOptions,
+    cb: (err: grpc.ServiceError | null, res?: SayReply) => void,
+  ): void;
 };
 
 const packageDef = protoLoader.loadSync(path.join(import.meta.dirname, '../fixtures/echo.proto'));
@@ -36,7 +40,9 @@ async function startGrpcBackend(name: string): Promise<{ port: number; server: g
     },
   });
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    );
   });
   return { port, server };
 }
@@ -119,12 +125,21 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) against the Skein xDS server', () =
     await skein.firstBuild;
     // grpc-js-xds reads its bootstrap from the environment when the first xds: channel is made.
     process.env['GRPC_XDS_BOOTSTRAP_CONFIG'] = JSON.stringify({
-      xds_servers: [{ server_uri: `unix://${socketPath}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
+      xds_servers: [
+        {
+          server_uri: `unix://${socketPath}`,
+          channel_creds: [{ type: 'insecure' }],
+          server_features: ['xds_v3'],
+        },
+      ],
       node: { id: 'grpc-e2e-client', cluster: 'grpc-e2e', locality: {} },
     });
     const xds = await import('@grpc/grpc-js-xds');
     xds.register();
-    client = new EchoService('xds:///echo.skein.test', grpc.credentials.createInsecure()) as unknown as EchoClient;
+    client = new EchoService(
+      'xds:///echo.skein.test',
+      grpc.credentials.createInsecure(),
+    ) as unknown as EchoClient;
   });
 
   afterAll(async () => {
@@ -137,7 +152,9 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) against the Skein xDS server', () =
 
   const say = (message: string): Promise<SayReply> =>
     new Promise((resolve, reject) => {
-      client.say({ message }, { deadline: Date.now() + 5000 }, (err, res) => (err || res === undefined ? reject(err) : resolve(res)));
+      client.say({ message }, { deadline: Date.now() + 5000 }, (err, res) =>
+        err || res === undefined ? reject(err) : resolve(res),
+      );
     });
 
   it('resolves the name through xDS and calls the backend the route picks', async () => {
@@ -149,10 +166,15 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) against the Skein xDS server', () =
 
   it('follows a route change pushed over xDS', async () => {
     await writeFile(path.join(dir, 'config.yaml'), configYaml(backends, { alpha: 0, beta: 1 }));
-    const reply = await waitFor('calls to move to beta', async () => {
-      const r = await say('again');
-      return r.backend === 'beta' ? r : undefined;
-    }, 10_000, 50);
+    const reply = await waitFor(
+      'calls to move to beta',
+      async () => {
+        const r = await say('again');
+        return r.backend === 'beta' ? r : undefined;
+      },
+      10_000,
+      50,
+    );
     expect(reply.message).toBe('again');
   });
 });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatStatus } from '../../src/cli/status.js';
-import { startEchoServer, type EchoReply, type EchoServer } from '../../src/echo/echoServer.js';
+import { type EchoReply, type EchoServer, startEchoServer } from '../../src/echo/echoServer.js';
 import { getConfigDump } from '../../src/envoy/admin.js';
 import { silentLogger } from '../../src/log.js';
 import { type Standalone, startStandalone } from '../../src/standalone.js';
@@ -120,7 +120,11 @@ describe.each([
       drainTimeoutMs: 200,
     });
     await skein.firstBuild;
-    await waitFor('the gateway to serve /blue', async () => ((await get(`${base}/blue`)).status === 200 ? true : undefined), 20_000);
+    await waitFor(
+      'the gateway to serve /blue',
+      async () => ((await get(`${base}/blue`)).status === 200 ? true : undefined),
+      20_000,
+    );
   });
 
   afterAll(async () => {
@@ -175,7 +179,8 @@ spec:
     await waitFor(
       'the edit to be served',
       async () => {
-        for (let i = 0; i < 10; i++) if ((await get(`${base}/probe/${i}`)).reply?.backend !== 'green') return undefined;
+        for (let i = 0; i < 10; i++)
+          if ((await get(`${base}/probe/${i}`)).reply?.backend !== 'green') return undefined;
         return (await get(`${base}/only-blue/x`)).reply?.backend === 'blue' ? true : undefined;
       },
       5000,
@@ -257,7 +262,11 @@ spec:
     const oldPid = envoy.pid;
     if (oldPid === undefined) throw new Error('no pid');
     process.kill(oldPid, 'SIGKILL');
-    await waitFor('a new Envoy pid', () => (envoy.pid !== undefined && envoy.pid !== oldPid ? true : undefined), 15_000);
+    await waitFor(
+      'a new Envoy pid',
+      () => (envoy.pid !== undefined && envoy.pid !== oldPid ? true : undefined),
+      15_000,
+    );
     expect(envoy.restarts).toBe(1);
     await waitFor(
       'the restarted Envoy to serve the latest config',
@@ -267,6 +276,7 @@ spec:
     );
     // The rest of the latest config is there too: the exact /blue route and the 0/1 split.
     expect((await get(`${base}/blue`)).reply?.backend).toBe('blue');
-    for (let i = 0; i < 10; i++) expect((await get(`${base}/after-restart/${i}`)).reply?.backend).toBe('green');
+    for (let i = 0; i < 10; i++)
+      expect((await get(`${base}/after-restart/${i}`)).reply?.backend).toBe('green');
   });
 });
