@@ -115,6 +115,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
         peer: call.getPeer(),
         controlPlaneId,
         logger: log,
+        verdicts: cache,
         hooks: {
           send: (bytes, event) => {
             if (finished) return;

@@ -58,6 +58,20 @@ export interface StreamHooks {
   readonly nack: (record: XdsNackRecord) => void;
 }
 
+/**
+ * What the clients of a node group have accepted and rejected, shared by the group's streams (the
+ * SnapshotCache implements it). A version one client NACKed is not offered to the others, or to the same
+ * client after it reconnects (a restarted Envoy): they get the last version a client of the group
+ * ACKed, or nothing for a resource that never had a good version. The last good config stays in force
+ * everywhere, not only on the stream that saw the NACK.
+ */
+export interface ResourceVerdicts {
+  accepted(group: string, resources: Iterable<XdsResource>): void;
+  rejected(group: string, resources: Iterable<XdsResource>): void;
+  /** What to offer in place of `r`: `r`, an older accepted version, or undefined to withhold it. */
+  offer(group: string, r: XdsResource): XdsResource | undefined;
+}
+
 export interface XdsStreamOptions {
   readonly id: number;
   readonly kind: StreamKind;
@@ -69,6 +83,8 @@ export interface XdsStreamOptions {
   readonly controlPlaneId: string | undefined;
   readonly logger: Logger;
   readonly hooks: StreamHooks;
+  /** Group-wide memory of accepted and rejected versions; none: every stream judges alone. */
+  readonly verdicts?: ResourceVerdicts;
 }
 
 interface Pending {
@@ -150,6 +166,7 @@ export class XdsStream {
   readonly #peer: string;
   readonly #controlPlaneId: string | undefined;
   readonly #hooks: StreamHooks;
+  readonly #verdicts: ResourceVerdicts | undefined;
   #log: Logger;
   readonly #connectedAt = new Date().toISOString();
   readonly #types = new Map<TypeUrl, TypeState>();
@@ -170,6 +187,7 @@ export class XdsStream {
     this.#peer = options.peer;
     this.#controlPlaneId = options.controlPlaneId;
     this.#hooks = options.hooks;
+    this.#verdicts = options.verdicts;
     this.#log = options.logger.child({ stream: options.id, kind: options.kind });
   }
 
@@ -359,6 +377,9 @@ export class XdsStream {
     st.ackedVersion = p.version;
     st.rejected = undefined;
     st.lastNack = undefined;
+    if (this.#verdicts !== undefined && this.#group !== undefined) {
+      this.#verdicts.accepted(this.#group, resourcesOf(p.target.values()));
+    }
     this.#hooks.ack({
       streamId: this.id,
       nodeId: this.#node?.id ?? '',
@@ -377,6 +398,11 @@ export class XdsStream {
     st.pending = undefined;
     st.held = new Map(st.acked);
     st.rejected = p.version;
+    if (this.#verdicts !== undefined && this.#group !== undefined) {
+      // Which resource Envoy objected to is only in prose; every one this response changed is suspect.
+      const changed = [...p.target].filter(([name, h]) => st.acked.get(name)?.version !== h.version);
+      this.#verdicts.rejected(this.#group, resourcesOf(changed.map(([, h]) => h)));
+    }
     const record: XdsNackRecord = {
       streamId: this.id,
       nodeId: this.#node?.id ?? '',
@@ -398,12 +424,18 @@ export class XdsStream {
   #desired(st: TypeState): XdsResource[] | undefined {
     const byName = this.#snapshot?.resources.get(st.typeUrl);
     if (byName === undefined) return undefined;
-    if (st.wildcard) return [...byName.values()];
     const out: XdsResource[] = [];
-    for (const n of st.names) {
-      const r = byName.get(n);
-      if (r !== undefined) out.push(r);
-    }
+    const add = (r: XdsResource): void => {
+      const offered =
+        this.#verdicts !== undefined && this.#group !== undefined ? this.#verdicts.offer(this.#group, r) : r;
+      if (offered !== undefined) out.push(offered);
+    };
+    if (st.wildcard) for (const r of byName.values()) add(r);
+    else
+      for (const n of st.names) {
+        const r = byName.get(n);
+        if (r !== undefined) add(r);
+      }
     return out;
   }
 
@@ -502,4 +534,8 @@ export class XdsStream {
       bytes: bytes.length,
     });
   }
+}
+
+function* resourcesOf(held: Iterable<Held>): Iterable<XdsResource> {
+  for (const h of held) if (h.resource !== undefined) yield h.resource;
 }

@@ -22,6 +22,12 @@ export function refKey(typeUrl: TypeUrl, name: string): string {
   return `${typeUrl} ${name}`;
 }
 
+/** The inverse of refKey: type URLs contain no space, names may. */
+export function splitRefKey(key: string): [typeUrl: string, name: string] {
+  const i = key.indexOf(' ');
+  return [key.slice(0, i), key.slice(i + 1)];
+}
+
 export function held(resource: XdsResource): Held {
   return { version: resource.version, resource };
 }

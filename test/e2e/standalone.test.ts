@@ -85,6 +85,22 @@ async function get(url: string): Promise<{ status: number; reply: EchoReply | un
   return { status: res.status, reply: res.status === 200 ? (JSON.parse(text) as EchoReply) : undefined };
 }
 
+// RE2 (Envoy) refuses repetition counts above 1000; JavaScript accepts them, so this passes Skein's
+// own checks and reaches Envoy, which rejects the route configuration.
+const BAD_ROUTE = `
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: re2-rejects, namespace: default }
+spec:
+  parentRefs: [{ name: edge }]
+  rules:
+    - matches: [{ path: { type: RegularExpression, value: "/x{1001}" } }]
+      backendRefs: [{ name: green, port: 80 }]
+    - matches: [{ path: { type: PathPrefix, value: /new-after-nack } }]
+      backendRefs: [{ name: blue, port: 80 }]
+`;
+
 describe.each([
   { mode: 'delta', delta: true },
   { mode: 'sotw', delta: false },
@@ -204,22 +220,10 @@ spec:
     const onSend = (msg: unknown): void => {
       sends.push(JSON.stringify(msg));
     };
-    // RE2 (Envoy) refuses repetition counts above 1000; JavaScript accepts them, so this passes Skein's
-    // own checks and reaches Envoy, which rejects the route configuration.
-    const bad = `
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: { name: re2-rejects, namespace: default }
-spec:
-  parentRefs: [{ name: edge }]
-  rules:
-    - matches: [{ path: { type: RegularExpression, value: "/x{1001}" } }]
-      backendRefs: [{ name: green, port: 80 }]
-    - matches: [{ path: { type: PathPrefix, value: /new-after-nack } }]
-      backendRefs: [{ name: blue, port: 80 }]
-`;
-    await writeFile(path.join(dir, 'route.yaml'), routeYaml({ blueWeight: 0, greenWeight: 1, extra: bad }));
+    await writeFile(
+      path.join(dir, 'route.yaml'),
+      routeYaml({ blueWeight: 0, greenWeight: 1, extra: BAD_ROUTE }),
+    );
     const nack = await waitFor(
       'a NACK in skein status',
       async () => {
@@ -243,11 +247,36 @@ spec:
     } finally {
       unsubscribe('skein:xds:send', onSend);
     }
+  });
 
+  it('gives a restarted Envoy the last good config, not the one another Envoy rejected', async () => {
+    const envoy = skein.envoy;
+    const oldPid = envoy?.pid;
+    if (envoy === undefined || oldPid === undefined) throw new Error('no envoy');
+    process.kill(oldPid, 'SIGKILL');
+    await waitFor(
+      'a new Envoy pid',
+      () => (envoy.pid !== undefined && envoy.pid !== oldPid ? true : undefined),
+      15_000,
+    );
+    await waitFor(
+      'the restarted Envoy to serve the last good config',
+      async () =>
+        (await get(`${base}/only-blue/after-restart`)).reply?.backend === 'blue' ? true : undefined,
+      20_000,
+      50,
+    );
+    expect((await get(`${base}/new-after-nack`)).reply?.backend).toBe('green');
+    const nacks = (await skein.statusReport()).xds.nacks.length;
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await skein.statusReport()).xds.nacks.length).toBe(nacks);
+  });
+
+  it('sends the config again once it is fixed', async () => {
     // A fixed config goes out and is served.
     await writeFile(
       path.join(dir, 'route.yaml'),
-      routeYaml({ blueWeight: 0, greenWeight: 1, extra: bad.replace('/x{1001}', '/x{10}') }),
+      routeYaml({ blueWeight: 0, greenWeight: 1, extra: BAD_ROUTE.replace('/x{1001}', '/x{10}') }),
     );
     await waitFor(
       'the fixed config to be served',
@@ -267,7 +296,7 @@ spec:
       () => (envoy.pid !== undefined && envoy.pid !== oldPid ? true : undefined),
       15_000,
     );
-    expect(envoy.restarts).toBe(1);
+    expect(envoy.restarts).toBe(2);
     await waitFor(
       'the restarted Envoy to serve the latest config',
       async () => ((await get(`${base}/new-after-nack`)).reply?.backend === 'blue' ? true : undefined),

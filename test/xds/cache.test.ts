@@ -73,4 +73,55 @@ describe('SnapshotCache', () => {
     expect(cache.groups()).toEqual(['envoy', 'grpc']);
     expect(cache.getSnapshot('nobody')).toBeUndefined();
   });
+
+  it('offers the last accepted version in place of a rejected one, until the rejected batch changes', () => {
+    const enc = new ResourceEncoder();
+    const cache = new SnapshotCache();
+    const v1 = meshSnapshot(enc, { ...mesh, clusters: { a: 8001, b: 8002 }, routes: { rc: ['a', 'b'] } });
+    cache.setSnapshot('default', v1);
+    const good = v1.resources.get(TypeUrl.RouteConfiguration)?.get('rc');
+    if (good === undefined) throw new Error('no rc');
+    cache.accepted('default', [good]);
+
+    // v2 changes the route configuration; a client rejects it.
+    const v2 = meshSnapshot(enc, { ...mesh, clusters: { a: 8001, b: 8002 }, routes: { rc: ['b'] } });
+    cache.setSnapshot('default', v2);
+    const bad = v2.resources.get(TypeUrl.RouteConfiguration)?.get('rc');
+    if (bad === undefined) throw new Error('no rc');
+    cache.rejected('default', [bad]);
+    expect(cache.offer('default', bad)).toBe(good);
+    // Another group knows nothing of it.
+    expect(cache.offer('other', bad)).toBe(bad);
+    // Unrelated resources are offered as they are.
+    const a = v2.resources.get(TypeUrl.Cluster)?.get('a');
+    if (a === undefined) throw new Error('no a');
+    expect(cache.offer('default', a)).toBe(a);
+
+    // A publish that changes the rejected resource dissolves the batch.
+    const v3 = meshSnapshot(enc, { ...mesh, clusters: { a: 8001, b: 8002 }, routes: { rc: ['a'] } });
+    cache.setSnapshot('default', v3);
+    expect(cache.offer('default', bad)).toBe(bad);
+  });
+
+  it('withholds a rejected resource that never had an accepted version, and ignores NACKs of stale versions', () => {
+    const enc = new ResourceEncoder();
+    const cache = new SnapshotCache();
+    const v1 = meshSnapshot(enc, mesh);
+    cache.setSnapshot('default', v1);
+    const l1 = v1.resources.get(TypeUrl.Listener)?.get('l1');
+    if (l1 === undefined) throw new Error('no l1');
+    cache.rejected('default', [l1]);
+    expect(cache.offer('default', l1)).toBeUndefined();
+    // Another client accepts that very version: it is not the config's fault after all.
+    cache.accepted('default', [l1]);
+    expect(cache.offer('default', l1)).toBe(l1);
+
+    // A NACK of a version the published snapshot no longer has is not recorded.
+    const v2 = meshSnapshot(enc, { ...mesh, listeners: { l1: { port: 10001, route: 'rc' } } });
+    cache.setSnapshot('default', v2);
+    cache.rejected('default', [l1]);
+    const l1v2 = v2.resources.get(TypeUrl.Listener)?.get('l1');
+    if (l1v2 === undefined) throw new Error('no l1');
+    expect(cache.offer('default', l1v2)).toBe(l1v2);
+  });
 });

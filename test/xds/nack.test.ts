@@ -6,8 +6,16 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type XdsAckEvent, XdsChannelName, type XdsNackEvent } from '../../src/xds/events.js';
 import { TypeUrl } from '../../src/xds/proto.js';
 import { ResourceEncoder } from '../../src/xds/resource.js';
+import { createSnapshot } from '../../src/xds/snapshot.js';
 import { XdsTestClient } from '../helpers/adsClient.js';
-import { type Harness, type Mesh, meshSnapshot, startServer } from './serverFixtures.js';
+import {
+  clusterSpec,
+  type Harness,
+  type Mesh,
+  meshResources,
+  meshSnapshot,
+  startServer,
+} from './serverFixtures.js';
 
 const node = { id: 'envoy-nack' };
 
@@ -143,7 +151,7 @@ describe('NACK', () => {
     expect(s.violations).toEqual([]);
   });
 
-  it('delta: the client keeps its last accepted state, so the next update carries what it rejected too', async () => {
+  it('delta: the client keeps its last accepted state; a rejected resource goes out again only once it changes', async () => {
     const s = client.delta();
     s.send({ typeUrl: TypeUrl.Cluster, node });
     const r1 = await s.next();
@@ -165,14 +173,32 @@ describe('NACK', () => {
       ackedVersion: r1.systemVersionInfo,
     });
 
-    // The next change sends d and c again: the client never accepted c.
+    // An unrelated change sends d, but not the rejected c: c is unchanged, so it would be rejected again.
     h.cache.setSnapshot(
       'default',
       meshSnapshot(enc, { ...mesh1, clusters: { a: 8001, b: 8002, c: 8003, d: 8004 } }),
     );
     const r3 = await s.next();
-    expect(r3.resources.map((r) => r.name).sort()).toEqual(['c', 'd']);
+    expect(r3.resources.map((r) => r.name).sort()).toEqual(['d']);
     s.send({ typeUrl: TypeUrl.Cluster, responseNonce: r3.nonce });
+    await s.expectQuiet(100);
+    // Once c itself changes, it goes out again.
+    const fixedC = enc.encode({
+      ...clusterSpec('c'),
+      message: { ...clusterSpec('c').message, connectTimeout: { seconds: 2 } },
+    });
+    h.cache.setSnapshot(
+      'default',
+      createSnapshot([
+        ...meshResources(enc, { ...mesh1, clusters: { a: 8001, b: 8002, c: 8003, d: 8004 } }).filter(
+          (r) => !(r.typeUrl === TypeUrl.Cluster && r.name === 'c'),
+        ),
+        fixedC,
+      ]),
+    );
+    const r4 = await s.next();
+    expect(r4.resources.map((r) => r.name)).toEqual(['c']);
+    s.send({ typeUrl: TypeUrl.Cluster, responseNonce: r4.nonce });
     await s.expectQuiet(100);
     expect(await nackCount('CDS')).toBe(1);
     expect(s.violations).toEqual([]);
