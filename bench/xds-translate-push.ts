@@ -24,7 +24,7 @@ import type { Bench, BenchResult } from './run.js';
 
 const GATEWAY_PORT = 8080;
 
-function objectSet(
+export function objectSet(
   n: number,
   backendPort: number,
   address: string,

@@ -11,6 +11,9 @@ import { ResourceEncoder } from './xds/resource.js';
 import { createSnapshot } from './xds/snapshot.js';
 import { createIrTranslator } from './xds/translate/translate.js';
 
+/** A build threw: a bug. Nothing is published; the last good snapshot keeps serving. */
+const BUILD_FAILED = 'SKEIN_BUILD_FAILED';
+
 /** The node groups Skein serves. Envoys get socket listeners; proxyless gRPC clients get api_listeners. */
 export type NodeFlavor = 'envoy' | 'grpc';
 
@@ -151,7 +154,7 @@ export class ControlPlane {
       this.#encoder.sweep();
     } catch (e) {
       // A translator bug must not take the process (or Envoy's config) down with it.
-      errors.push(`SKEIN_BUILD_FAILED: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      errors.push(`${BUILD_FAILED}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     }
     const durationMs = performance.now() - t0;
     this.#metrics.builds.inc({ result: published ? 'published' : 'failed' });

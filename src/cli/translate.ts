@@ -56,7 +56,7 @@ export async function runTranslate(argv: readonly string[]): Promise<number> {
     loaded = await loadDirectory(path.resolve(values['config-dir']), { logger });
   } catch (e) {
     if ((e as { code?: unknown }).code === 'SKEIN_SOURCE_NO_DIR') {
-      process.stderr.write(`skein translate: ${(e as Error).message}\n`);
+      process.stderr.write(`skein translate: SKEIN_SOURCE_NO_DIR: ${(e as Error).message}\n`);
       return 2;
     }
     throw e;
