@@ -9,8 +9,10 @@ export interface ResourceKey {
 
 /**
  * What a translator hands over: a resource as a plain object, plus its references.
- * - `deps`: what the client must hold (ACKed) before this resource may be sent: a route configuration
+ * - `deps`: what the client should hold (ACKed) before this resource is sent: a route configuration
  *   needs its clusters and their endpoints, a listener its secrets. This orders sends (make before break).
+ *   A dep the client can only get after this resource (Envoy asks for a listener's secrets once it has
+ *   the listener) does not hold it back; see depsReady in target.ts.
  * - `children`: what this resource names and the client then subscribes to: a listener's route
  *   configuration, a cluster's endpoints. They cannot be deps (the client asks for them only after it has
  *   the parent), but they count as used.
