@@ -6,7 +6,7 @@ import { type EchoServer, startEchoServer } from './echo/echoServer.js';
 import { getReady } from './envoy/admin.js';
 import { renderBootstrap } from './envoy/bootstrap.js';
 import { findEnvoy } from './envoy/findEnvoy.js';
-import { EnvoySupervisor } from './envoy/supervisor.js';
+import { type EnvoyLogLevel, EnvoySupervisor } from './envoy/supervisor.js';
 import type { Logger } from './log.js';
 import { watchDirectory } from './sources/file/watchDirectory.js';
 import { type StatusServer, startStatusServer } from './status/statusServer.js';
@@ -35,6 +35,8 @@ export interface StandaloneOptions {
   readonly echo?: readonly { name: string; host: string; port: number }[];
   /** Envoy drain time on shutdown. */
   readonly drainTimeoutMs?: number;
+  /** Envoy's own log level (its access log is printed whatever the level). Default warning. */
+  readonly envoyLogLevel?: EnvoyLogLevel;
 }
 
 export interface Standalone {
@@ -145,6 +147,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
         bootstrapPath,
         logger,
         runDir: opts.runDir,
+        logLevel: opts.envoyLogLevel ?? 'warning',
         ...(opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {}),
       });
       const supervised = envoy;

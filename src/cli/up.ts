@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { EnvoyLogLevel } from '../envoy/supervisor.js';
 import { createLogger } from '../log.js';
 import { defaultRunDir, startStandalone } from '../standalone.js';
 import { parseEchoSpec } from './echo.js';
@@ -21,6 +22,8 @@ Options:
   --no-envoy           run only the control plane (point your own Envoy at the xDS socket)
   --node-id ID         Envoy node id (default: skein-<hostname>)
   --echo NAME=H:P      also run an echo backend (repeatable; the quickstart uses two)
+  --envoy-log-level L  Envoy's log level: trace|debug|info|warning|error (default: warning;
+                       the access log is always printed)
 `;
 
 export async function runUp(argv: readonly string[]): Promise<number> {
@@ -36,6 +39,7 @@ export async function runUp(argv: readonly string[]): Promise<number> {
       'no-envoy': { type: 'boolean', default: false },
       'node-id': { type: 'string' },
       echo: { type: 'string', multiple: true, default: [] },
+      'envoy-log-level': { type: 'string', default: 'warning' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -51,6 +55,13 @@ export async function runUp(argv: readonly string[]): Promise<number> {
   if (st === undefined || !st.isDirectory()) {
     process.stderr.write(
       `skein up: SKEIN_SOURCE_NO_DIR: config directory ${configDir} does not exist or is not a directory\n`,
+    );
+    return 2;
+  }
+  const envoyLogLevel = values['envoy-log-level'];
+  if (!isEnvoyLogLevel(envoyLogLevel)) {
+    process.stderr.write(
+      `skein up: --envoy-log-level takes ${ENVOY_LOG_LEVELS.join('|')}, got "${envoyLogLevel}"\n`,
     );
     return 2;
   }
@@ -93,6 +104,7 @@ export async function runUp(argv: readonly string[]): Promise<number> {
     nodeCluster: 'skein',
     runDir,
     echo,
+    envoyLogLevel,
   });
   logger.info('skein is up; press Ctrl-C to stop');
   await new Promise<void>((resolve) => {
@@ -103,6 +115,11 @@ export async function runUp(argv: readonly string[]): Promise<number> {
   await instance.stop();
   logger.info('stopped');
   return 0;
+}
+
+const ENVOY_LOG_LEVELS = ['trace', 'debug', 'info', 'warning', 'error', 'critical', 'off'] as const;
+function isEnvoyLogLevel(s: string): s is EnvoyLogLevel {
+  return (ENVOY_LOG_LEVELS as readonly string[]).includes(s);
 }
 
 function parsePort(value: string, flag: string, allowZero: boolean): number | undefined {

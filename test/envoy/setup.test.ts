@@ -27,8 +27,8 @@ describe('scripts/setup.mjs', () => {
   });
 
   it('pins the same Envoy version as findEnvoy', async () => {
-    const text = await readFile(SETUP_SCRIPT, 'utf8');
-    expect(/^const ENVOY_VERSION = '([^']+)';/m.exec(text)?.[1]).toBe(ENVOY_VERSION);
+    const text = await readFile(path.join(path.dirname(SETUP_SCRIPT), 'setup/envoy.mjs'), 'utf8');
+    expect(/^export const ENVOY_VERSION = '([^']+)';/m.exec(text)?.[1]).toBe(ENVOY_VERSION);
   });
 
   it('is idempotent: a second run installs nothing, says so, and is quick', async () => {
