@@ -14,7 +14,12 @@ export interface Ir {
   readonly secrets: readonly IrSecret[];
 }
 
-export type IrListenerProtocol = 'HTTP' | 'HTTPS';
+/**
+ * HTTP and HTTPS listeners route requests through virtual hosts. TLS, TCP and UDP listeners route whole
+ * connections (or datagrams) through `l4Routes`: TLS by SNI (passthrough, or after terminating TLS),
+ * TCP and UDP by port alone.
+ */
+export type IrListenerProtocol = 'HTTP' | 'HTTPS' | 'TLS' | 'TCP' | 'UDP';
 
 /**
  * One socket Envoy binds: address + port. Gateway listeners that share a port are merged into one IR
@@ -26,14 +31,39 @@ export interface IrListener {
   readonly address: string;
   readonly port: number;
   readonly protocol: IrListenerProtocol;
-  /** Virtual hosts, sorted by name. Request routing picks the most specific hostname first. */
+  /** HTTP/HTTPS: virtual hosts, sorted by name. Request routing picks the most specific hostname first. */
   readonly virtualHosts: readonly IrVirtualHost[];
-  /** For HTTPS listeners: the secrets (by IrSecret.name) served, chosen by SNI. */
+  /** HTTPS, and TLS listeners that terminate: the certificates served, chosen by SNI. */
   readonly tls?: IrListenerTls;
+  /** TLS, TCP and UDP listeners: where connections go. Sorted by name. */
+  readonly l4Routes?: readonly IrL4Route[];
 }
 
 export interface IrListenerTls {
+  /** Terminate: Envoy ends TLS with `certificates`. Passthrough (TLS listeners only): routed by SNI, untouched. */
+  readonly mode: 'Terminate' | 'Passthrough';
+  /**
+   * Certificate sets by SNI: a connection whose server name matches one of a set's hostnames (exact or
+   * `*.` wildcard) gets that set's certificates. A set with no hostnames serves any other name. Several
+   * secrets in one set let Envoy pick by key type (RSA, ECDSA). Empty for Passthrough.
+   */
+  readonly certificates: readonly IrCertificateSet[];
+}
+
+export interface IrCertificateSet {
+  readonly hostnames: readonly string[];
+  /** IrSecret names. */
   readonly secretNames: readonly string[];
+}
+
+/** A connection-level route: TLSRoute (by SNI), TCPRoute, UDPRoute. */
+export interface IrL4Route {
+  /** Stable name pointing back at the source object, e.g. `tcproute/default/db/rule/0`. */
+  readonly name: string;
+  /** TLS listeners: the server names this route takes (exact or `*.` wildcard); empty: any. */
+  readonly hostnames: readonly string[];
+  /** Weighted backends. Empty: no valid backend, so connections are closed (datagrams dropped). */
+  readonly backends: readonly IrWeightedBackend[];
 }
 
 export interface IrVirtualHost {
@@ -53,6 +83,50 @@ export interface IrRoute {
   readonly requestHeaders?: IrHeaderMutation;
   readonly responseHeaders?: IrHeaderMutation;
   readonly timeouts?: IrTimeouts;
+  /** Changes to the request before it is forwarded (forward actions only). */
+  readonly rewrite?: IrRewrite;
+  /** Copies of the request sent to other backends; their answers are ignored. */
+  readonly mirrors?: readonly IrMirror[];
+  readonly cors?: IrCors;
+  readonly retry?: IrRetry;
+  /** Allow protocol upgrades (WebSocket) on this route. */
+  readonly websocket?: boolean;
+}
+
+/** How a path is changed: replace it whole, or replace the part the route's PathPrefix matched. */
+export type IrPathModifier =
+  | { readonly kind: 'ReplaceFullPath'; readonly value: string }
+  | { readonly kind: 'ReplacePrefixMatch'; readonly value: string };
+
+export interface IrRewrite {
+  readonly hostname?: string;
+  readonly path?: IrPathModifier;
+}
+
+export interface IrMirror {
+  /** IrBackend.name */
+  readonly backend: string;
+  /** Share of requests mirrored, 0..100 (fractions allowed). Absent: all. */
+  readonly percent?: number;
+}
+
+export interface IrCors {
+  /** `*`, an exact origin (`https://a.example.com`) or one with a wildcard host label (`https://*.example.com`). */
+  readonly allowOrigins: readonly string[];
+  readonly allowMethods: readonly string[];
+  readonly allowHeaders: readonly string[];
+  readonly exposeHeaders: readonly string[];
+  readonly allowCredentials: boolean;
+  readonly maxAgeSeconds?: number;
+}
+
+export interface IrRetry {
+  /** Retries after the first try. */
+  readonly attempts: number;
+  /** Base backoff between tries. */
+  readonly backoffMs?: number;
+  /** Upstream HTTP status codes that are retried (connection failures always are). */
+  readonly statusCodes: readonly number[];
 }
 
 export type IrPathMatch =
@@ -74,7 +148,7 @@ export interface IrMatch {
   readonly method?: string;
 }
 
-export type IrRouteAction = IrForwardAction | IrDirectResponseAction;
+export type IrRouteAction = IrForwardAction | IrDirectResponseAction | IrRedirectAction;
 
 export interface IrForwardAction {
   readonly kind: 'forward';
@@ -95,10 +169,23 @@ export interface IrDirectResponseAction {
   readonly body?: string;
 }
 
+/** An HTTP redirect answered by Envoy itself. Absent parts keep the request's own. */
+export interface IrRedirectAction {
+  readonly kind: 'redirect';
+  readonly scheme?: 'http' | 'https';
+  readonly hostname?: string;
+  readonly port?: number;
+  readonly path?: IrPathModifier;
+  readonly statusCode: 301 | 302 | 303 | 307 | 308;
+}
+
 export interface IrWeightedBackend {
   /** IrBackend.name */
   readonly backend: string;
   readonly weight: number;
+  /** Header changes for requests sent to this backend only (per-backendRef filters). */
+  readonly requestHeaders?: IrHeaderMutation;
+  readonly responseHeaders?: IrHeaderMutation;
 }
 
 export interface IrHeaderMutation {
@@ -119,7 +206,11 @@ export interface IrTimeouts {
   readonly backendRequestMs?: number;
 }
 
-export type IrBackendProtocol = 'http1' | 'h2c';
+/**
+ * How Envoy speaks to a backend: HTTP/1.1, cleartext HTTP/2 (gRPC), or raw bytes (TCP, UDP; set for
+ * backends of L4 routes). WebSocket is HTTP/1.1 plus an upgrade, allowed per route (IrRoute.websocket).
+ */
+export type IrBackendProtocol = 'http1' | 'h2c' | 'tcp' | 'udp';
 
 /**
  * A pool of endpoints Envoy balances over: one Service port. Its name is stable
@@ -130,6 +221,17 @@ export interface IrBackend {
   readonly protocol: IrBackendProtocol;
   /** Sorted by address then port. */
   readonly endpoints: readonly IrEndpoint[];
+  /** TLS from Envoy to the backend (BackendTLSPolicy). */
+  readonly tls?: IrUpstreamTls;
+}
+
+export interface IrUpstreamTls {
+  /** SNI sent, and the name the certificate must carry unless subjectAltNames says otherwise. */
+  readonly sni: string;
+  /** PEM bundle of trusted CAs, or `system` for the platform's trust store. */
+  readonly trust: { readonly kind: 'pem'; readonly pem: string } | { readonly kind: 'system' };
+  /** Accepted names in the backend certificate; empty: `sni` (as a DNS name). */
+  readonly subjectAltNames: readonly { readonly kind: 'Hostname' | 'URI'; readonly value: string }[];
 }
 
 export interface IrEndpoint {

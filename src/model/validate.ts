@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { Ir, IrListener, IrMatch, IrRoute } from './ir.js';
+import type { Ir, IrListener, IrMatch, IrPathModifier, IrRoute, IrWeightedBackend } from './ir.js';
 
 /**
  * Stable codes for IR problems. They are part of Skein's interface (logs, status, tests match on them),
@@ -18,6 +18,7 @@ export const IrErrorCode = {
   UnknownSecret: 'SKEIN_IR_UNKNOWN_SECRET',
   InvalidStatus: 'SKEIN_IR_INVALID_STATUS',
   InvalidHostname: 'SKEIN_IR_INVALID_HOSTNAME',
+  ProtocolMismatch: 'SKEIN_IR_PROTOCOL_MISMATCH',
 } as const;
 export type IrErrorCode = (typeof IrErrorCode)[keyof typeof IrErrorCode];
 
@@ -87,10 +88,71 @@ function validateListener(
   if (isIP(l.address) === 0)
     err(IrErrorCode.InvalidAddress, `${p}.address`, `"${l.address}" is not an IP address`);
   if (!validPort(l.port)) err(IrErrorCode.InvalidPort, `${p}.port`, `${l.port} is not a port in 1..65535`);
-  l.tls?.secretNames.forEach((s, k) => {
-    if (!secrets.has(s))
-      err(IrErrorCode.UnknownSecret, `${p}.tls.secretNames[${k}]`, `no secret named "${s}"`);
-  });
+  const http = l.protocol === 'HTTP' || l.protocol === 'HTTPS';
+  // The shape a protocol needs: HTTP(S) routes requests, the others route connections.
+  if (!http && l.virtualHosts.length > 0) {
+    err(
+      IrErrorCode.ProtocolMismatch,
+      `${p}.virtualHosts`,
+      `a ${l.protocol} listener routes connections, not requests`,
+    );
+  }
+  if (http && (l.l4Routes?.length ?? 0) > 0) {
+    err(
+      IrErrorCode.ProtocolMismatch,
+      `${p}.l4Routes`,
+      `an ${l.protocol} listener routes requests, not connections`,
+    );
+  }
+  const needsTls = l.protocol === 'HTTPS' || l.protocol === 'TLS';
+  if (needsTls && l.tls === undefined)
+    err(IrErrorCode.ProtocolMismatch, `${p}.tls`, `a ${l.protocol} listener needs tls`);
+  if (!needsTls && l.tls !== undefined) {
+    err(IrErrorCode.ProtocolMismatch, `${p}.tls`, `a ${l.protocol} listener does not terminate TLS`);
+  }
+  if (l.tls !== undefined) {
+    if (l.tls.mode === 'Passthrough' && (l.protocol !== 'TLS' || l.tls.certificates.length > 0)) {
+      err(
+        IrErrorCode.ProtocolMismatch,
+        `${p}.tls.mode`,
+        'Passthrough is for TLS listeners and takes no certificates',
+      );
+    }
+    if (l.tls.mode === 'Terminate' && l.tls.certificates.length === 0) {
+      err(
+        IrErrorCode.UnknownSecret,
+        `${p}.tls.certificates`,
+        'terminating TLS needs at least one certificate',
+      );
+    }
+    l.tls.certificates.forEach((c, j) => {
+      c.hostnames.forEach((h, k) => {
+        if (!validHostname(h)) {
+          err(
+            IrErrorCode.InvalidHostname,
+            `${p}.tls.certificates[${j}].hostnames[${k}]`,
+            `"${h}" is not a hostname`,
+          );
+        }
+      });
+      if (c.secretNames.length === 0) {
+        err(
+          IrErrorCode.UnknownSecret,
+          `${p}.tls.certificates[${j}].secretNames`,
+          'a certificate set needs a secret',
+        );
+      }
+      c.secretNames.forEach((s, k) => {
+        if (!secrets.has(s)) {
+          err(
+            IrErrorCode.UnknownSecret,
+            `${p}.tls.certificates[${j}].secretNames[${k}]`,
+            `no secret named "${s}"`,
+          );
+        }
+      });
+    });
+  }
   l.virtualHosts.forEach((vh, j) => {
     const vp = `${p}.virtualHosts[${j}]`;
     vh.hostnames.forEach((h, k) => {
@@ -101,33 +163,118 @@ function validateListener(
       validateRoute(r, `${vp}.routes[${k}]`, err, backends);
     });
   });
+  l.l4Routes?.forEach((r, j) => {
+    const rp = `${p}.l4Routes[${j}]`;
+    r.hostnames.forEach((h, k) => {
+      if (!validHostname(h))
+        err(IrErrorCode.InvalidHostname, `${rp}.hostnames[${k}]`, `"${h}" is not a hostname`);
+    });
+    if (l.protocol !== 'TLS' && r.hostnames.length > 0) {
+      err(
+        IrErrorCode.ProtocolMismatch,
+        `${rp}.hostnames`,
+        `a ${l.protocol} listener cannot route by server name`,
+      );
+    }
+    validateWeighted(r.backends, `${rp}.backends`, err, backends, false);
+  });
 }
 
 function validateRoute(r: IrRoute, p: string, err: Report, backends: Set<string>): void {
   validateMatch(r.match, `${p}.match`, err);
   const a = r.action;
-  if (a.kind === 'directResponse') {
-    if (!Number.isInteger(a.status) || a.status < 200 || a.status > 599) {
-      err(IrErrorCode.InvalidStatus, `${p}.action.status`, `${a.status} is not an HTTP status in 200..599`);
-    }
-    return;
+  switch (a.kind) {
+    case 'directResponse':
+      if (!Number.isInteger(a.status) || a.status < 200 || a.status > 599) {
+        err(IrErrorCode.InvalidStatus, `${p}.action.status`, `${a.status} is not an HTTP status in 200..599`);
+      }
+      break;
+    case 'redirect':
+      if (![301, 302, 303, 307, 308].includes(a.statusCode)) {
+        err(IrErrorCode.InvalidStatus, `${p}.action.statusCode`, `${a.statusCode} is not a redirect status`);
+      }
+      if (a.port !== undefined && !validPort(a.port)) {
+        err(IrErrorCode.InvalidPort, `${p}.action.port`, `${a.port} is not a port in 1..65535`);
+      }
+      if (a.hostname !== undefined && !validHostname(a.hostname)) {
+        err(IrErrorCode.InvalidHostname, `${p}.action.hostname`, `"${a.hostname}" is not a hostname`);
+      }
+      validatePathModifier(a.path, r, `${p}.action.path`, err);
+      break;
+    case 'forward':
+      if (a.backends.length === 0)
+        err(IrErrorCode.NoBackends, `${p}.action.backends`, 'a forward action needs a backend');
+      validateWeighted(a.backends, `${p}.action.backends`, err, backends, (a.invalidBackendWeight ?? 0) > 0);
+      break;
   }
-  if (a.backends.length === 0)
-    err(IrErrorCode.NoBackends, `${p}.action.backends`, 'a forward action needs a backend');
-  a.backends.forEach((b, i) => {
-    const bp = `${p}.action.backends[${i}]`;
+  if (r.rewrite !== undefined) {
+    if (a.kind !== 'forward')
+      err(IrErrorCode.ProtocolMismatch, `${p}.rewrite`, 'only forwarded requests are rewritten');
+    if (r.rewrite.hostname !== undefined && !validHostname(r.rewrite.hostname)) {
+      err(IrErrorCode.InvalidHostname, `${p}.rewrite.hostname`, `"${r.rewrite.hostname}" is not a hostname`);
+    }
+    validatePathModifier(r.rewrite.path, r, `${p}.rewrite.path`, err);
+  }
+  r.mirrors?.forEach((m, i) => {
+    if (!backends.has(m.backend)) {
+      err(IrErrorCode.UnknownBackend, `${p}.mirrors[${i}].backend`, `no backend named "${m.backend}"`);
+    }
+    if (m.percent !== undefined && !(m.percent >= 0 && m.percent <= 100)) {
+      err(
+        IrErrorCode.InvalidWeight,
+        `${p}.mirrors[${i}].percent`,
+        `${m.percent} is not a percentage in 0..100`,
+      );
+    }
+  });
+  if (r.retry !== undefined) {
+    if (!Number.isInteger(r.retry.attempts) || r.retry.attempts < 0) {
+      err(
+        IrErrorCode.InvalidWeight,
+        `${p}.retry.attempts`,
+        `${r.retry.attempts} is not a non-negative integer`,
+      );
+    }
+    r.retry.statusCodes.forEach((c, i) => {
+      if (!Number.isInteger(c) || c < 400 || c > 599) {
+        err(
+          IrErrorCode.InvalidStatus,
+          `${p}.retry.statusCodes[${i}]`,
+          `${c} is not an error status in 400..599`,
+        );
+      }
+    });
+  }
+}
+
+function validateWeighted(
+  list: readonly IrWeightedBackend[],
+  p: string,
+  err: Report,
+  backends: Set<string>,
+  hasInvalidShare: boolean,
+): void {
+  list.forEach((b, i) => {
+    const bp = `${p}[${i}]`;
     if (!backends.has(b.backend))
       err(IrErrorCode.UnknownBackend, `${bp}.backend`, `no backend named "${b.backend}"`);
     if (!Number.isInteger(b.weight) || b.weight < 0) {
       err(IrErrorCode.InvalidWeight, `${bp}.weight`, `${b.weight} is not a non-negative integer`);
     }
   });
-  if (a.backends.length > 0 && a.backends.every((b) => b.weight === 0)) {
-    err(
-      IrErrorCode.InvalidWeight,
-      `${p}.action.backends`,
-      'every weight is 0; use a direct response instead',
-    );
+  // All-zero weights would make Envoy reject the weighted cluster; translators send a 500 instead.
+  if (list.length > 0 && !hasInvalidShare && list.every((b) => b.weight === 0)) {
+    err(IrErrorCode.InvalidWeight, p, 'every weight is 0; use a direct response instead');
+  }
+}
+
+/** ReplacePrefixMatch only makes sense after a PathPrefix match: it replaces what that match matched. */
+function validatePathModifier(m: IrPathModifier | undefined, r: IrRoute, p: string, err: Report): void {
+  if (m === undefined) return;
+  if (!m.value.startsWith('/'))
+    err(IrErrorCode.InvalidPath, `${p}.value`, `"${m.value}" does not start with "/"`);
+  if (m.kind === 'ReplacePrefixMatch' && r.match.path.kind !== 'PathPrefix') {
+    err(IrErrorCode.InvalidPath, `${p}.kind`, 'ReplacePrefixMatch needs a PathPrefix match');
   }
 }
 

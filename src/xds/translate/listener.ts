@@ -12,7 +12,7 @@ import { envoyVirtualHosts, routeConfiguration } from './routeConfiguration.js';
  * they name (clusters, secrets) is referred to by name only.
  */
 export function translateListener(l: IrListener): ResourceSpec[] {
-  const secrets = l.protocol === 'HTTPS' ? (l.tls?.secretNames ?? []) : [];
+  const secrets = l.protocol === 'HTTPS' ? (l.tls?.certificates.flatMap((c) => c.secretNames) ?? []) : [];
   // An HTTPS listener without a certificate cannot complete a handshake, and serving it in clear text
   // would be worse: it is not programmed at all, like a Gateway listener whose certificates are invalid.
   if (l.protocol === 'HTTPS' && secrets.length === 0) return [];
