@@ -8,7 +8,7 @@ import { renderBootstrap } from '../src/envoy/bootstrap.js';
 import { findEnvoy } from '../src/envoy/findEnvoy.js';
 import { EnvoySupervisor } from '../src/envoy/supervisor.js';
 import { silentLogger } from '../src/log.js';
-import type { HTTPRoute, ObjectSet } from '../src/sources/objects.js';
+import { emptyObjectSet, type HTTPRoute, type ObjectSet } from '../src/sources/objects.js';
 import { createXdsServer, type XdsServer } from '../src/xds/server.js';
 import { machineInfo, printTable, rssMiB } from './machine.js';
 import type { Bench, BenchResult } from './run.js';
@@ -56,6 +56,7 @@ export function objectSet(
     });
   }
   return {
+    ...emptyObjectSet,
     gatewayClasses: [
       {
         apiVersion: 'gateway.networking.k8s.io/v1',

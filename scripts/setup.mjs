@@ -10,13 +10,14 @@
 
 import { PREFIX, SetupError } from './setup/common.mjs';
 import { envoyStep } from './setup/envoy.mjs';
+import { kubeStep } from './setup/kube.mjs';
 
 /**
  * The steps, in order; each lives in scripts/setup/<name>.mjs. A step is `{ name, describe, run(ctx) }`;
  * `run` prints what it does, returns when done, and throws a SetupError with a message for the user when
  * it cannot finish.
  */
-const steps = [envoyStep];
+const steps = [envoyStep, kubeStep];
 
 async function main(argv) {
   if (argv.includes('-h') || argv.includes('--help')) {

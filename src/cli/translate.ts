@@ -66,7 +66,8 @@ export async function runTranslate(argv: readonly string[]): Promise<number> {
   for (const d of diagnostics) process.stderr.write(`${d.severity}: ${formatDiagnostic(d)}\n`);
 
   let doc: unknown;
-  if (show === 'ir') doc = result.ir;
+  if (show === 'ir')
+    doc = { ...result.ir, secrets: result.ir.secrets.map((x) => ({ ...x, privateKey: '[redacted]' })) };
   else if (show === 'status') doc = withStatus(loaded.objects, result.statuses);
   else doc = envoyDocument(translateIr(result.ir, { flavor }));
   process.stdout.write(
@@ -81,7 +82,17 @@ export async function runTranslate(argv: readonly string[]): Promise<number> {
 function withStatus(objects: ObjectSet, statuses: readonly ObjectStatus[]): unknown {
   const byKey = new Map(statuses.map((s) => [objectKey(s.kind, s.namespace, s.name), s.status]));
   const items: unknown[] = [];
-  for (const list of [objects.gatewayClasses, objects.gateways, objects.httpRoutes]) {
+  for (const list of [
+    objects.gatewayClasses,
+    objects.gateways,
+    objects.httpRoutes,
+    objects.grpcRoutes,
+    objects.tlsRoutes,
+    objects.tcpRoutes,
+    objects.udpRoutes,
+    objects.backendTLSPolicies,
+    objects.ingresses,
+  ]) {
     for (const o of list) {
       const status = byKey.get(objectKey(o.kind, o.metadata?.namespace ?? '', o.metadata?.name));
       if (status !== undefined) items.push({ ...o, status });

@@ -31,11 +31,12 @@ export class BackendIndex {
   readonly #services = new Map<string, Service>();
   readonly #slices = new Map<string, EndpointSlice[]>();
   readonly #cache: BackendCache;
-  /** Backends resolved during this build, by IR name. */
-  readonly #used = new Map<string, { service: Service; port: ServicePort }>();
+  /** Backends resolved while the Services are the ones of this build, by IR name (see `resolutions`). */
+  readonly #used: Map<string, Resolved>;
 
   constructor(services: readonly Service[], slices: readonly EndpointSlice[], cache: BackendCache) {
     this.#cache = cache;
+    this.#used = cache.resolutionsFor(services);
     for (const s of services)
       this.#services.set(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name ?? ''}`, s);
     for (const slice of slices) {
@@ -46,6 +47,15 @@ export class BackendIndex {
       if (list === undefined) this.#slices.set(key, [slice]);
       else list.push(slice);
     }
+  }
+
+  /**
+   * Stands for how backendRefs resolve: the same object from build to build while the Services are
+   * the same objects (EndpointSlices play no part in resolving). A route whose backendRefs were
+   * resolved under the same `resolutions` resolves the same way, and needs no `resolve` calls again.
+   */
+  get resolutions(): object {
+    return this.#used;
   }
 
   /**
@@ -122,6 +132,20 @@ export class BackendIndex {
 export class BackendCache {
   #entries = new Map<string, CacheEntry>();
   #next = new Map<string, CacheEntry>();
+  #services: readonly Service[] = [];
+  #resolved = new Map<string, Resolved>();
+
+  /**
+   * The resolutions of the last build if `services` are the same objects as then (names resolved
+   * then still resolve to the same Service and port), else a new, empty set.
+   */
+  resolutionsFor(services: readonly Service[]): Map<string, Resolved> {
+    if (!sameItems(this.#services, services)) {
+      this.#services = [...services];
+      this.#resolved = new Map();
+    }
+    return this.#resolved;
+  }
 
   get(name: string, service: Service, port: ServicePort, slices: readonly EndpointSlice[]): IrBackend {
     const old = this.#next.get(name) ?? this.#entries.get(name);
@@ -139,6 +163,11 @@ export class BackendCache {
     this.#entries = this.#next;
     this.#next = new Map();
   }
+}
+
+interface Resolved {
+  readonly service: Service;
+  readonly port: ServicePort;
 }
 
 interface CacheEntry {

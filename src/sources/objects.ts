@@ -1,7 +1,20 @@
+import type { IBackendTLSPolicy as IBackendTLSPolicyV1 } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/BackendTLSPolicy';
 import type { IGateway } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway';
 import type { IGatewayClass } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/GatewayClass';
+import type { IGRPCRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/GRPCRoute';
 import type { IHTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
+import type { IReferenceGrant } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ReferenceGrant';
+import type { ITLSRoute as ITLSRouteV1 } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/TLSRoute';
+import type { ITCPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1alpha2/TCPRoute';
+import type { ITLSRoute as ITLSRouteV1alpha2 } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1alpha2/TLSRoute';
+import type { IUDPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1alpha2/UDPRoute';
+import type { IBackendTLSPolicy as IBackendTLSPolicyV1alpha3 } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1alpha3/BackendTLSPolicy';
+import type { ITLSRoute as ITLSRouteV1alpha3 } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1alpha3/TLSRoute';
 import type { IEndpointSlice } from 'kubernetes-models/discovery.k8s.io/v1/EndpointSlice';
+import type { IIngress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
+import type { IIngressClass } from 'kubernetes-models/networking.k8s.io/v1/IngressClass';
+import type { INamespace } from 'kubernetes-models/v1/Namespace';
+import type { ISecret } from 'kubernetes-models/v1/Secret';
 import type { IService } from 'kubernetes-models/v1/Service';
 
 /**
@@ -14,6 +27,31 @@ export type Gateway = IGateway;
 export type HTTPRoute = IHTTPRoute;
 export type Service = IService;
 export type EndpointSlice = IEndpointSlice;
+export type GRPCRoute = IGRPCRoute;
+/**
+ * v1 and v1beta1 ReferenceGrants have the same schema; the source rewrites v1beta1 to v1 when it reads
+ * one, so every ReferenceGrant in an ObjectSet is a v1 object.
+ */
+export type ReferenceGrant = IReferenceGrant;
+/**
+ * v1 and v1alpha3 (same schema: `hostnames` required, one rule) or v1alpha2 (`hostnames` optional, up to
+ * 16 rules). `apiVersion` is kept as written, because status is written back in that version.
+ */
+export type TLSRoute = ITLSRouteV1 | ITLSRouteV1alpha3 | ITLSRouteV1alpha2;
+export type TCPRoute = ITCPRoute;
+export type UDPRoute = IUDPRoute;
+/** v1 or v1alpha3 (the same schema); `apiVersion` is kept as written. */
+export type BackendTLSPolicy = IBackendTLSPolicyV1 | IBackendTLSPolicyV1alpha3;
+/**
+ * `data` (base64, as written) and `stringData` (plain) are kept as given; translators decode and merge
+ * them. Never log a Secret or put its data in a message.
+ */
+export type Secret = ISecret;
+/** Cluster-scoped. Carries the `kubernetes.io/metadata.name` label, as the API server sets it. */
+export type Namespace = INamespace;
+export type Ingress = IIngress;
+/** Cluster-scoped. */
+export type IngressClass = IIngressClass;
 
 /** The kinds Skein reads, by `apiVersion` group and kind. */
 export const knownKinds = {
@@ -22,6 +60,16 @@ export const knownKinds = {
   HTTPRoute: 'gateway.networking.k8s.io',
   Service: '',
   EndpointSlice: 'discovery.k8s.io',
+  GRPCRoute: 'gateway.networking.k8s.io',
+  ReferenceGrant: 'gateway.networking.k8s.io',
+  TLSRoute: 'gateway.networking.k8s.io',
+  TCPRoute: 'gateway.networking.k8s.io',
+  UDPRoute: 'gateway.networking.k8s.io',
+  BackendTLSPolicy: 'gateway.networking.k8s.io',
+  Secret: '',
+  Namespace: '',
+  Ingress: 'networking.k8s.io',
+  IngressClass: 'networking.k8s.io',
 } as const;
 export type KnownKind = keyof typeof knownKinds;
 
@@ -32,6 +80,17 @@ export interface ObjectSet {
   readonly httpRoutes: readonly HTTPRoute[];
   readonly services: readonly Service[];
   readonly endpointSlices: readonly EndpointSlice[];
+  readonly grpcRoutes: readonly GRPCRoute[];
+  readonly referenceGrants: readonly ReferenceGrant[];
+  readonly tlsRoutes: readonly TLSRoute[];
+  readonly tcpRoutes: readonly TCPRoute[];
+  readonly udpRoutes: readonly UDPRoute[];
+  readonly backendTLSPolicies: readonly BackendTLSPolicy[];
+  readonly secrets: readonly Secret[];
+  /** Only the namespaces the source declares; a namespace it does not declare has no labels. */
+  readonly namespaces: readonly Namespace[];
+  readonly ingresses: readonly Ingress[];
+  readonly ingressClasses: readonly IngressClass[];
   /** Where each object came from (`kind/namespace/name` → `file.yaml#2`), for messages. */
   readonly origins: ReadonlyMap<string, string>;
 }
@@ -42,6 +101,16 @@ export const emptyObjectSet: ObjectSet = {
   httpRoutes: [],
   services: [],
   endpointSlices: [],
+  grpcRoutes: [],
+  referenceGrants: [],
+  tlsRoutes: [],
+  tcpRoutes: [],
+  udpRoutes: [],
+  backendTLSPolicies: [],
+  secrets: [],
+  namespaces: [],
+  ingresses: [],
+  ingressClasses: [],
   origins: new Map(),
 };
 

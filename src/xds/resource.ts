@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { encodeAny, messageType, type ProtoObject, type TypeUrl } from './proto.js';
+import { MessageEncoder, messageType, type ProtoObject, type TypeUrl } from './proto.js';
 
 /** Identifies one resource across types: `${typeUrl} ${name}`. */
 export interface ResourceKey {
@@ -47,11 +47,22 @@ export interface XdsResource {
  * Encodes each distinct resource once. The key is a hash of the type, name and content, so an unchanged
  * resource costs a hash on the next build and no encoding; two node groups sharing a cluster share bytes.
  * `sweep()` drops what the last two builds did not use, bounding memory to the live config.
+ *
+ * Work grows with what changed, not with the config: a spec the translators hand back again (a memo
+ * hit: the very same object) is found by identity without hashing, and in a spec that did change the
+ * items of its repeated fields that did not (the other routes of a route configuration) cost a lookup
+ * each, for their canonical JSON here and for their bytes in the MessageEncoder. Both rest on specs and
+ * their messages never being mutated once handed over, which the translators' own memo caches assume.
  */
 export class ResourceEncoder {
   #current = new Map<string, XdsResource>();
   #previous = new Map<string, XdsResource>();
   #encodes = 0;
+  /** The cache key each spec object hashed to; the entry itself still lives (and is swept) in the maps. */
+  readonly #keys = new WeakMap<ResourceSpec, string>();
+  /** Canonical JSON of message objects that are items of arrays, by identity (see stableStringify). */
+  readonly #canonical = new WeakMap<object, string>();
+  readonly #messages = new MessageEncoder();
 
   /** How many resources were actually encoded (not served from the cache): for benchmarks and tests. */
   get encodeCount(): number {
@@ -59,7 +70,11 @@ export class ResourceEncoder {
   }
 
   encode(spec: ResourceSpec): XdsResource {
-    const canonical = stableStringify(spec.message);
+    const known = this.#keys.get(spec);
+    const found = known === undefined ? undefined : (this.#current.get(known) ?? this.#previous.get(known));
+    if (known !== undefined && found !== undefined) return this.#use(known, found, spec);
+
+    const canonical = stableStringify(spec.message, this.#canonical);
     const version = createHash('sha256')
       .update(spec.typeUrl)
       .update('\0')
@@ -67,29 +82,41 @@ export class ResourceEncoder {
       .digest('base64url')
       .slice(0, 22);
     const key = `${spec.typeUrl}\0${spec.name}\0${version}`;
-    let r = this.#current.get(key) ?? this.#previous.get(key);
-    if (r === undefined) {
-      this.#encodes++;
-      const any = encodeAny(spec.typeUrl, spec.message);
-      const deltaResource = messageType('envoy.service.discovery.v3.Resource')
-        .encode({ name: spec.name, version, resource: messageType('google.protobuf.Any').decode(any) })
-        .finish();
-      r = {
-        typeUrl: spec.typeUrl,
-        name: spec.name,
-        version,
-        any,
-        deltaResource,
-        deps: spec.deps,
-        children: spec.children,
-        message: spec.message,
-      };
-    } else if (!sameKeys(r.deps, spec.deps) || !sameKeys(r.children, spec.children)) {
+    this.#keys.set(spec, key);
+    const r = this.#current.get(key) ?? this.#previous.get(key);
+    if (r !== undefined) return this.#use(key, r, spec);
+
+    this.#encodes++;
+    const value = this.#messages.message(spec.typeUrl, spec.message);
+    const any = { type_url: spec.typeUrl, value };
+    const encoded: XdsResource = {
+      typeUrl: spec.typeUrl,
+      name: spec.name,
+      version,
+      any: messageType('google.protobuf.Any').encode(any).finish(),
+      deltaResource: messageType('envoy.service.discovery.v3.Resource')
+        .encode({ name: spec.name, version, resource: any })
+        .finish(),
+      deps: spec.deps,
+      children: spec.children,
+      message: spec.message,
+    };
+    this.#current.set(key, encoded);
+    return encoded;
+  }
+
+  /** A cache hit: marks it used by this build, with the spec's references. */
+  #use(key: string, r: XdsResource, spec: ResourceSpec): XdsResource {
+    let out = r;
+    if (
+      (r.deps !== spec.deps && !sameKeys(r.deps, spec.deps)) ||
+      (r.children !== spec.children && !sameKeys(r.children, spec.children))
+    ) {
       // Same bytes, different references (possible: refs come from the IR, not the message). Keep bytes.
-      r = { ...r, deps: spec.deps, children: spec.children };
+      out = { ...r, deps: spec.deps, children: spec.children };
     }
-    this.#current.set(key, r);
-    return r;
+    this.#current.set(key, out);
+    return out;
   }
 
   /** Call after each build is published: forgets entries the last two builds did not use. */
@@ -103,14 +130,29 @@ function sameKeys(a: readonly ResourceKey[], b: readonly ResourceKey[]): boolean
   return a.length === b.length && a.every((k, i) => k.typeUrl === b[i]?.typeUrl && k.name === b[i]?.name);
 }
 
-/** JSON with object keys sorted, so equal content always hashes equal. */
-export function stableStringify(value: unknown): string {
+/**
+ * JSON with object keys sorted, so equal content always hashes equal. With `memo`, the JSON of every
+ * object that is an item of an array is remembered by identity: arrays are where messages grow, and
+ * their unchanged items are the same objects from build to build (see ResourceEncoder).
+ */
+export function stableStringify(value: unknown, memo?: WeakMap<object, string>): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (value instanceof Uint8Array) return JSON.stringify(Buffer.from(value).toString('base64'));
-  if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
+  if (Array.isArray(value)) {
+    const items = value.map((item: unknown) => {
+      if (memo === undefined || item === null || typeof item !== 'object') return stableStringify(item, memo);
+      let s = memo.get(item);
+      if (s === undefined) {
+        s = stableStringify(item, memo);
+        memo.set(item, s);
+      }
+      return s;
+    });
+    return `[${items.join(',')}]`;
+  }
   const obj = value as Record<string, unknown>;
   const keys = Object.keys(obj)
     .filter((k) => obj[k] !== undefined)
     .sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify(obj[k])}`).join(',')}}`;
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify(obj[k], memo)}`).join(',')}}`;
 }

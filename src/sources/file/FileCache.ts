@@ -1,13 +1,23 @@
 import { createHash } from 'node:crypto';
 import type {
+  BackendTLSPolicy,
   Diagnostic,
   EndpointSlice,
   Gateway,
   GatewayClass,
+  GRPCRoute,
   HTTPRoute,
+  Ingress,
+  IngressClass,
   KnownKind,
+  Namespace,
   ObjectSet,
+  ReferenceGrant,
+  Secret,
   Service,
+  TCPRoute,
+  TLSRoute,
+  UDPRoute,
 } from '../objects.js';
 import { type ParsedFile, type ParsedObject, parseFile } from './parseFile.js';
 import { SourceCode } from './sourceCodes.js';
@@ -100,6 +110,16 @@ export class FileCache {
       HTTPRoute: [],
       Service: [],
       EndpointSlice: [],
+      GRPCRoute: [],
+      ReferenceGrant: [],
+      TLSRoute: [],
+      TCPRoute: [],
+      UDPRoute: [],
+      BackendTLSPolicy: [],
+      Secret: [],
+      Namespace: [],
+      Ingress: [],
+      IngressClass: [],
     };
     const origins = new Map<string, string>();
     for (const file of this.paths()) {
@@ -131,6 +151,16 @@ export class FileCache {
         httpRoutes: sorted<HTTPRoute>(byKind.HTTPRoute),
         services: sorted<Service>(byKind.Service),
         endpointSlices: sorted<EndpointSlice>(byKind.EndpointSlice),
+        grpcRoutes: sorted<GRPCRoute>(byKind.GRPCRoute),
+        referenceGrants: sorted<ReferenceGrant>(byKind.ReferenceGrant),
+        tlsRoutes: sorted<TLSRoute>(byKind.TLSRoute),
+        tcpRoutes: sorted<TCPRoute>(byKind.TCPRoute),
+        udpRoutes: sorted<UDPRoute>(byKind.UDPRoute),
+        backendTLSPolicies: sorted<BackendTLSPolicy>(byKind.BackendTLSPolicy),
+        secrets: sorted<Secret>(byKind.Secret),
+        namespaces: sorted<Namespace>(byKind.Namespace),
+        ingresses: sorted<Ingress>(byKind.Ingress),
+        ingressClasses: sorted<IngressClass>(byKind.IngressClass),
         origins,
       },
       diagnostics,

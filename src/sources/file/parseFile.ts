@@ -1,21 +1,52 @@
 import { type Document, isCollection, LineCounter, parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
 import {
+  type BackendTLSPolicy,
   type Diagnostic,
   type EndpointSlice,
   type Gateway,
   type GatewayClass,
+  type GRPCRoute,
   type HTTPRoute,
+  type Ingress,
+  type IngressClass,
   type KnownKind,
   knownKinds,
+  type Namespace,
   objectKey,
+  type ReferenceGrant,
+  type Secret,
   type Service,
+  type TCPRoute,
+  type TLSRoute,
+  type UDPRoute,
 } from '../objects.js';
-import { acceptedApiVersions, clusterScoped, objectSchemas } from './schemas.js';
+import {
+  acceptedApiVersions,
+  clusterScoped,
+  defaultLabels,
+  normalApiVersion,
+  objectSchemas,
+} from './schemas.js';
 import { SourceCode } from './sourceCodes.js';
 
 /** An object Skein reads, with where it came from. */
-export type KnownObject = GatewayClass | Gateway | HTTPRoute | Service | EndpointSlice;
+export type KnownObject =
+  | GatewayClass
+  | Gateway
+  | HTTPRoute
+  | Service
+  | EndpointSlice
+  | GRPCRoute
+  | ReferenceGrant
+  | TLSRoute
+  | TCPRoute
+  | UDPRoute
+  | BackendTLSPolicy
+  | Secret
+  | Namespace
+  | Ingress
+  | IngressClass;
 
 export interface ParsedObject {
   readonly kind: KnownKind;
@@ -184,7 +215,10 @@ function readDocument(
         object: key,
         field: fieldPath(issue.path),
         message: withLine(
-          missing && issue.code === 'invalid_type' ? 'is required' : issue.message,
+          // A missing field fails its type or enum check; say what the API server says.
+          missing && (issue.code === 'invalid_type' || issue.code === 'invalid_value')
+            ? 'is required'
+            : issue.message,
           lineAt(issue.path),
         ),
       });
@@ -202,11 +236,20 @@ function readDocument(
     });
   }
 
-  // Defaults the API server would fill in: the namespace (as `kubectl apply` does), and no namespace at
-  // all for cluster-scoped kinds.
+  // Defaults the API server would fill in: the namespace (as `kubectl apply` does), no namespace at all
+  // for cluster-scoped kinds, labels it sets itself (a Namespace's name label), and the one apiVersion
+  // of kinds served in several identical versions.
   const { namespace: _ignored, ...restMetadata } = metadata;
+  const labels = defaultLabels(known, rawName);
+  if (labels !== undefined) {
+    restMetadata['labels'] = {
+      ...(isRecord(restMetadata['labels']) ? restMetadata['labels'] : {}),
+      ...labels,
+    };
+  }
   const object = {
     ...value,
+    apiVersion: normalApiVersion[known] ?? apiVersion,
     metadata: namespace === undefined ? restMetadata : { ...restMetadata, namespace },
   };
   return {

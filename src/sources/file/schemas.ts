@@ -5,7 +5,8 @@ import type { KnownKind } from '../objects.js';
 /**
  * Schemas for the kinds Skein reads, mirroring what the API server checks before it stores an object:
  * the CRD's OpenAPI schema (types, required fields, patterns, enums, ranges, list sizes) and the CEL
- * rules of the Gateway API CRDs, plus the built-in validation of core Services and EndpointSlices.
+ * rules of the Gateway API CRDs, plus the built-in validation of the core and networking kinds (Service,
+ * EndpointSlice, Secret, Namespace, Ingress, IngressClass).
  *
  * Only what the API server itself would reject belongs here. Values the schema allows but Skein cannot
  * serve (an HTTPS listener, a RequestMirror filter) pass, and the translator reports them as status
@@ -402,42 +403,59 @@ const routeFilter = z
     cors: z.looseObject({}).optional(),
     externalAuth: z.looseObject({}).optional(),
   })
-  .superRefine((f, ctx) => {
-    for (const [type, field] of Object.entries(filterFields)) {
-      const present = (f as Record<string, unknown>)[field] !== undefined;
-      if (f.type === type && !present) {
-        ctx.addIssue({ code: 'custom', path: [field], message: `is required for filter type ${type}` });
-      }
-      if (f.type !== type && present) {
-        ctx.addIssue({
-          code: 'custom',
-          path: [field],
-          message: `must not be set when the filter type is ${f.type}`,
-        });
-      }
+  .superRefine((f, ctx) => checkFilterFields(f, filterFields, ctx));
+
+/** The CEL rules of a filter: the field of its type is set, and no other type's field is. */
+function checkFilterFields(
+  f: { type: string },
+  fields: Readonly<Record<string, string>>,
+  ctx: z.RefinementCtx,
+): void {
+  for (const [type, field] of Object.entries(fields)) {
+    const present = (f as Record<string, unknown>)[field] !== undefined;
+    if (f.type === type && !present) {
+      ctx.addIssue({ code: 'custom', path: [field], message: `is required for filter type ${type}` });
     }
-  });
+    if (f.type !== type && present) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [field],
+        message: `must not be set when the filter type is ${f.type}`,
+      });
+    }
+  }
+}
+
+const backendRefFields = {
+  group: group.optional(),
+  kind: kind.optional(),
+  name: objectName,
+  namespace: namespace.optional(),
+  port: portNumber.optional(),
+  weight: z
+    .number()
+    .int({ error: 'must be an integer' })
+    .min(0, { error: 'must be in 0..1000000' })
+    .max(1_000_000, { error: 'must be in 0..1000000' })
+    .optional(),
+};
+
+/** The CEL rule of every BackendRef: a reference to a core Service names its port. */
+function checkBackendPort(
+  b: { group?: string | undefined; kind?: string | undefined; port?: number | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if ((b.group ?? '') === '' && (b.kind ?? 'Service') === 'Service' && b.port === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['port'], message: 'is required for a Service reference' });
+  }
+}
 
 const backendRef = z
-  .object({
-    group: group.optional(),
-    kind: kind.optional(),
-    name: objectName,
-    namespace: namespace.optional(),
-    port: portNumber.optional(),
-    weight: z
-      .number()
-      .int({ error: 'must be an integer' })
-      .min(0, { error: 'must be in 0..1000000' })
-      .max(1_000_000, { error: 'must be in 0..1000000' })
-      .optional(),
-    filters: z.array(routeFilter).max(16).optional(),
-  })
-  .superRefine((b, ctx) => {
-    if ((b.group ?? '') === '' && (b.kind ?? 'Service') === 'Service' && b.port === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['port'], message: 'is required for a Service reference' });
-    }
-  });
+  .object({ ...backendRefFields, filters: z.array(routeFilter).max(16).optional() })
+  .superRefine(checkBackendPort);
+
+/** A plain BackendRef, without filters (TCPRoute, TLSRoute, UDPRoute). */
+const plainBackendRef = z.object(backendRefFields).superRefine(checkBackendPort);
 
 const routeRule = z
   .object({
@@ -494,33 +512,7 @@ const httpRouteSpec = z
     useDefaultGateways: z.unknown().optional(),
   })
   .superRefine((spec, ctx) => {
-    const refs = spec.parentRefs ?? [];
-    // Two refs to the same parent must be told apart by sectionName or port, and not repeat it.
-    refs.forEach((a, i) => {
-      refs.forEach((b, j) => {
-        if (j <= i || !sameParent(a, b)) return;
-        if (
-          a.sectionName === undefined &&
-          a.port === undefined &&
-          b.sectionName === undefined &&
-          b.port === undefined
-        ) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['parentRefs', j],
-            message:
-              'sectionName or port must be specified when parentRefs includes 2 or more references to the same parent',
-          });
-        } else if (a.sectionName === b.sectionName && a.port === b.port) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['parentRefs', j],
-            message:
-              'sectionName or port must be unique when parentRefs includes 2 or more references to the same parent',
-          });
-        }
-      });
-    });
+    checkParentRefs(spec.parentRefs, ctx);
     const rules = spec.rules ?? [];
     const matches = rules.reduce((n, r) => n + (r.matches?.length ?? 1), 0);
     if (matches > 128) {
@@ -532,6 +524,40 @@ const httpRouteSpec = z
     }
     uniqueBy(rules, (r) => r.name, 'rules', 'name', ctx);
   });
+
+/** The CEL rules of every route's parentRefs (CommonRouteSpec). */
+function checkParentRefs(
+  refs: readonly z.infer<typeof parentReference>[] | undefined,
+  ctx: z.RefinementCtx,
+): void {
+  const list = refs ?? [];
+  // Two refs to the same parent must be told apart by sectionName or port, and not repeat it.
+  list.forEach((a, i) => {
+    list.forEach((b, j) => {
+      if (j <= i || !sameParent(a, b)) return;
+      if (
+        a.sectionName === undefined &&
+        a.port === undefined &&
+        b.sectionName === undefined &&
+        b.port === undefined
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['parentRefs', j],
+          message:
+            'sectionName or port must be specified when parentRefs includes 2 or more references to the same parent',
+        });
+      } else if (a.sectionName === b.sectionName && a.port === b.port) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['parentRefs', j],
+          message:
+            'sectionName or port must be unique when parentRefs includes 2 or more references to the same parent',
+        });
+      }
+    });
+  });
+}
 
 function sameParent(
   a: { group?: string | undefined; kind?: string | undefined; namespace?: string | undefined; name: string },
@@ -554,6 +580,275 @@ export function durationMs(value: string): number {
   }
   return ms;
 }
+
+// --- GRPCRoute ---
+
+/** The CRD's CEL patterns for Exact service and method names. */
+const GRPC_SERVICE = /^\.?[a-z_][a-z_0-9]*(\.[a-z_][a-z_0-9]*)*$/i;
+const GRPC_METHOD = /^[A-Za-z_][A-Za-z_0-9]*$/;
+
+const grpcMethodMatch = z
+  .object({
+    type: enumOf(['Exact', 'RegularExpression']).optional(),
+    service: z.string().max(1024, { error: 'must be at most 1024 characters' }).optional(),
+    method: z.string().max(1024, { error: 'must be at most 1024 characters' }).optional(),
+  })
+  .superRefine((m, ctx) => {
+    // `type` defaults to Exact, so the CRD's "has(self.type) ? ..." rule always applies.
+    if (m.service === undefined && m.method === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: "one or both of 'service' or 'method' must be specified",
+      });
+    }
+    if ((m.type ?? 'Exact') !== 'Exact') return;
+    if (m.service !== undefined && !GRPC_SERVICE.test(m.service)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['service'],
+        message: 'must be a gRPC service name like "helloworld.Greeter" (letters, digits, "_" and ".")',
+      });
+    }
+    if (m.method !== undefined && !GRPC_METHOD.test(m.method)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['method'],
+        message: 'must be a gRPC method name like "SayHello" (letters, digits and "_")',
+      });
+    }
+  });
+
+const grpcRouteMatch = z
+  .object({
+    method: grpcMethodMatch.optional(),
+    headers: z.array(headerMatch).max(16).optional(),
+  })
+  .superRefine((m, ctx) => uniqueBy(m.headers, (h) => h.name, 'headers', 'name', ctx));
+
+const grpcFilterTypes = [
+  'ResponseHeaderModifier',
+  'RequestHeaderModifier',
+  'RequestMirror',
+  'ExtensionRef',
+] as const;
+
+const grpcFilterFields: Record<(typeof grpcFilterTypes)[number], string> = {
+  RequestHeaderModifier: 'requestHeaderModifier',
+  ResponseHeaderModifier: 'responseHeaderModifier',
+  RequestMirror: 'requestMirror',
+  ExtensionRef: 'extensionRef',
+};
+
+const grpcRouteFilter = z
+  .object({
+    type: enumOf(grpcFilterTypes),
+    requestHeaderModifier: headerFilter.optional(),
+    responseHeaderModifier: headerFilter.optional(),
+    requestMirror: z.looseObject({}).optional(),
+    extensionRef: z.object({ group, kind, name: objectName }).optional(),
+  })
+  .superRefine((f, ctx) => checkFilterFields(f, grpcFilterFields, ctx));
+
+const grpcBackendRef = z
+  .object({ ...backendRefFields, filters: z.array(grpcRouteFilter).max(16).optional() })
+  .superRefine(checkBackendPort);
+
+const grpcRouteRule = z
+  .object({
+    name: sectionName.optional(),
+    // At most 8 matches in each of at most 16 rules: the CRD's limit of 128 in all cannot be exceeded.
+    matches: z.array(grpcRouteMatch).max(8).optional(),
+    filters: z.array(grpcRouteFilter).max(16).optional(),
+    backendRefs: z.array(grpcBackendRef).max(16).optional(),
+    sessionPersistence: z.unknown().optional(),
+  })
+  .superRefine((rule, ctx) => {
+    const filters = rule.filters ?? [];
+    for (const once of ['RequestHeaderModifier', 'ResponseHeaderModifier']) {
+      if (filters.filter((f) => f.type === once).length > 1) {
+        ctx.addIssue({ code: 'custom', path: ['filters'], message: `${once} filter cannot be repeated` });
+      }
+    }
+  });
+
+const grpcRouteSpec = z
+  .object({
+    parentRefs: z.array(parentReference).max(32).optional(),
+    hostnames: z.array(hostname).max(16).optional(),
+    rules: z.array(grpcRouteRule).max(16).optional(),
+    useDefaultGateways: z.unknown().optional(),
+  })
+  .superRefine((spec, ctx) => {
+    checkParentRefs(spec.parentRefs, ctx);
+    uniqueBy(spec.rules, (r) => r.name, 'rules', 'name', ctx);
+  });
+
+// --- TLSRoute, TCPRoute, UDPRoute ---
+
+const l4RouteRule = z.object({
+  name: sectionName.optional(),
+  backendRefs: z.array(plainBackendRef).min(1, { error: 'must list at least one backend' }).max(16),
+});
+
+/** TCPRoute, UDPRoute and v1alpha2 TLSRoute: one to 16 rules. */
+const l4RouteRules = z.array(l4RouteRule).min(1, { error: 'must list at least one rule' }).max(16);
+
+function l4RouteSpec<S extends z.ZodRawShape>(shape: S) {
+  return z
+    .object({
+      parentRefs: z.array(parentReference).max(32).optional(),
+      useDefaultGateways: z.unknown().optional(),
+      ...shape,
+    })
+    .superRefine((value, ctx) => {
+      const spec = value as {
+        parentRefs?: z.infer<typeof parentReference>[];
+        rules?: readonly { name?: string | undefined }[];
+      };
+      checkParentRefs(spec.parentRefs, ctx);
+      uniqueBy(spec.rules, (r) => r.name, 'rules', 'name', ctx);
+    });
+}
+
+const tcpRouteSpec = l4RouteSpec({ rules: l4RouteRules });
+const udpRouteSpec = l4RouteSpec({ rules: l4RouteRules });
+const tlsRouteSpecV1alpha2 = l4RouteSpec({
+  hostnames: z.array(hostname).max(16).optional(),
+  rules: l4RouteRules,
+});
+/** v1 and v1alpha3: SNI hostnames are required (and no IPs), and there is exactly one rule. */
+const tlsRouteSpecV1 = l4RouteSpec({
+  hostnames: z
+    .array(hostname)
+    .min(1, { error: 'must list at least one hostname' })
+    .max(1024)
+    .superRefine((names, ctx) => {
+      names.forEach((h, i) => {
+        if (isIP(h) !== 0)
+          ctx.addIssue({ code: 'custom', path: [i], message: 'must be a hostname, not an IP' });
+      });
+    }),
+  rules: z
+    .array(l4RouteRule)
+    .min(1, { error: 'must list exactly one rule' })
+    .max(1, { error: 'must list exactly one rule' }),
+});
+
+// --- ReferenceGrant ---
+
+const referenceGrantSpec = z.object({
+  from: z
+    .array(z.object({ group, kind, namespace }))
+    .min(1, { error: 'must list at least one entry' })
+    .max(16),
+  to: z
+    .array(z.object({ group, kind, name: objectName.optional() }))
+    .min(1, { error: 'must list at least one entry' })
+    .max(16),
+});
+
+// --- BackendTLSPolicy ---
+
+const ABSOLUTE_URI = /^(([^:/?#]+):)(\/\/([^/?#]*))([^?#]*)(\?([^#]*))?(#(.*))?/;
+const preciseHostname = pattern(
+  SUBDOMAIN,
+  'a hostname without wildcard (lower case letters, digits, - and .)',
+  253,
+);
+
+const subjectAltName = z
+  .object({
+    type: enumOf(['Hostname', 'URI']),
+    hostname: hostname.optional(),
+    uri: pattern(
+      ABSOLUTE_URI,
+      "an absolute URI with a scheme, like 'spiffe://example.com/ns/a/sa/b'",
+      253,
+    ).optional(),
+  })
+  .superRefine((san, ctx) => {
+    for (const [type, field] of [
+      ['Hostname', 'hostname'],
+      ['URI', 'uri'],
+    ] as const) {
+      const present = san[field] !== undefined;
+      if (san.type === type && !present) {
+        ctx.addIssue({ code: 'custom', path: [field], message: `is required when type is ${type}` });
+      }
+      if (san.type !== type && present) {
+        ctx.addIssue({ code: 'custom', path: [field], message: `must not be set when type is ${san.type}` });
+      }
+    }
+  });
+
+const backendTLSPolicyValidation = z
+  .object({
+    caCertificateRefs: z
+      .array(z.object({ group, kind, name: objectName }))
+      .max(8)
+      .optional(),
+    wellKnownCACertificates: enumOf(['System']).optional(),
+    hostname: preciseHostname,
+    subjectAltNames: z.array(subjectAltName).max(5).optional(),
+  })
+  .superRefine((v, ctx) => {
+    const refs = (v.caCertificateRefs?.length ?? 0) > 0;
+    const wellKnown = v.wellKnownCACertificates !== undefined;
+    if (refs && wellKnown) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['wellKnownCACertificates'],
+        message: 'must not be set together with caCertificateRefs',
+      });
+    }
+    if (!refs && !wellKnown) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: 'must specify either caCertificateRefs or wellKnownCACertificates',
+      });
+    }
+  });
+
+const backendTLSPolicySpec = z
+  .object({
+    targetRefs: z
+      .array(z.object({ group, kind, name: objectName, sectionName: sectionName.optional() }))
+      .min(1, { error: 'must list at least one target' })
+      .max(16),
+    validation: backendTLSPolicyValidation,
+    options: z
+      .record(z.string(), z.string({ error: 'option values must be strings' }))
+      .refine((o) => Object.keys(o).length <= 16, { error: 'must have at most 16 entries' })
+      .optional(),
+  })
+  .superRefine((spec, ctx) => {
+    // The CEL rules of targetRefs: refs to the same target all name a sectionName (or none does), and
+    // never the same one twice.
+    spec.targetRefs.forEach((a, i) => {
+      spec.targetRefs.forEach((b, j) => {
+        if (j <= i || a.group !== b.group || a.kind !== b.kind || a.name !== b.name) return;
+        const aHas = (a.sectionName ?? '') !== '';
+        const bHas = (b.sectionName ?? '') !== '';
+        if (aHas !== bHas) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['targetRefs', j],
+            message:
+              'sectionName must be specified when targetRefs includes 2 or more references to the same target',
+          });
+        } else if ((a.sectionName ?? '') === (b.sectionName ?? '')) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['targetRefs', j],
+            message:
+              'sectionName must be unique when targetRefs includes 2 or more references to the same target',
+          });
+        }
+      });
+    });
+  });
 
 // --- Service (core v1) ---
 
@@ -627,6 +922,266 @@ const endpointSlicePort = z.object({
   appProtocol: z.string().optional(),
 });
 
+// --- Secret (core v1) ---
+
+const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
+/** Standard base64 with padding, as Go's encoding/json decodes a []byte (it skips CR and LF). */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/** The API server's limit on a Secret's data and stringData together. */
+const MAX_SECRET_BYTES = 1024 * 1024;
+
+/** Keys a Secret of a given type must hold (in data or stringData), as the API server checks. */
+const requiredSecretKeys: Readonly<Record<string, readonly string[]>> = {
+  'kubernetes.io/tls': ['tls.crt', 'tls.key'],
+};
+
+// Messages about a Secret never quote a value: Secrets must not reach logs.
+const secretSchema = z
+  .object({
+    apiVersion: z.string(),
+    kind: z.string(),
+    metadata: metadata(subdomain),
+    type: z.string({ error: 'must be a string' }).optional(),
+    immutable: z.boolean({ error: 'must be true or false' }).optional(),
+    data: z
+      .record(z.string(), z.string({ error: 'values must be base64 strings' }), {
+        error: 'must be a mapping of keys to base64 strings',
+      })
+      .optional(),
+    stringData: z
+      .record(z.string(), z.string({ error: 'values must be strings' }), {
+        error: 'must be a mapping of keys to strings',
+      })
+      .optional(),
+  })
+  .superRefine((secret, ctx) => {
+    let bytes = 0;
+    for (const field of ['data', 'stringData'] as const) {
+      for (const [key, value] of Object.entries(secret[field] ?? {})) {
+        if (key.length > 253 || !CONFIG_KEY.test(key)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [field, key],
+            message: 'keys must be at most 253 letters, digits, "-", "_" or "."',
+          });
+        }
+        if (field === 'data') {
+          const compact = value.replace(/[\r\n]/g, '');
+          if (!BASE64.test(compact)) {
+            ctx.addIssue({ code: 'custom', path: [field, key], message: 'must be base64 (value not shown)' });
+          }
+          bytes += Math.floor((compact.length * 3) / 4) - (compact.match(/=+$/)?.[0].length ?? 0);
+        } else {
+          bytes += Buffer.byteLength(value);
+        }
+      }
+    }
+    if (bytes > MAX_SECRET_BYTES) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['data'],
+        message: `must hold at most ${MAX_SECRET_BYTES} bytes in data and stringData together`,
+      });
+    }
+    for (const key of requiredSecretKeys[secret.type ?? ''] ?? []) {
+      if (secret.data?.[key] === undefined && secret.stringData?.[key] === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['data', key],
+          message: `is required for a Secret of type ${secret.type ?? ''}`,
+        });
+      }
+    }
+  });
+
+// --- Namespace (core v1) ---
+
+const namespaceSchema = z.object({
+  apiVersion: z.string(),
+  kind: z.string(),
+  metadata: metadata(dnsLabel),
+  spec: z.object({ finalizers: z.array(z.string()).optional() }).optional(),
+  status: z.unknown().optional(),
+});
+
+// --- Ingress, IngressClass (networking.k8s.io/v1) ---
+
+const WILDCARD_SUBDOMAIN = /^\*\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** An Ingress host: a DNS subdomain, optionally with a leading `*.`, and not an IP address. */
+const ingressHost = z.string().superRefine((host, ctx) => {
+  const ok = host.length <= 253 && (host.includes('*') ? WILDCARD_SUBDOMAIN : SUBDOMAIN).test(host);
+  if (isIP(host) !== 0) {
+    ctx.addIssue({ code: 'custom', message: 'must be a DNS name, not an IP address' });
+  } else if (!ok) {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        "must be a DNS subdomain, optionally with a leading '*.' (lower case letters, digits, '-' and '.')",
+    });
+  }
+});
+
+/** Kubernetes' IsValidPortName: an IANA service name. */
+function portNameProblem(name: string): string | undefined {
+  if (name.length > 15) return 'must be at most 15 characters';
+  if (!/^[-a-z0-9]+$/.test(name)) return "must contain only lower case letters, digits and '-'";
+  if (!/[a-z]/.test(name)) return 'must contain at least one letter';
+  if (name.includes('--')) return "must not contain '--'";
+  if (name.startsWith('-') || name.endsWith('-')) return "must not begin or end with '-'";
+  return undefined;
+}
+
+/** A path segment name (IsValidPathSegmentName): not '.' or '..', no '/' or '%'. */
+const pathSegment = z
+  .string()
+  .min(1, { error: 'must not be empty' })
+  .refine((s) => s !== '.' && s !== '..' && !/[/%]/.test(s), {
+    error: "must be a path segment name (not '.' or '..', no '/' or '%')",
+  });
+
+const typedLocalObjectReference = z.object({
+  apiGroup: subdomain.optional(),
+  kind: pathSegment,
+  name: pathSegment,
+});
+
+const ingressBackend = z
+  .object({
+    service: z
+      .object({
+        name: pattern(
+          DNS1035,
+          "a DNS-1035 label (lower case letters, digits and '-', starting with a letter)",
+          63,
+        ),
+        port: z
+          .object({
+            name: z
+              .string()
+              .superRefine((n, ctx) => {
+                const problem = n === '' ? undefined : portNameProblem(n);
+                if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+              })
+              .optional(),
+            // 0 means unset, as in the API.
+            number: z
+              .number({ error: 'must be an integer' })
+              .int({ error: 'must be an integer' })
+              .min(0, { error: 'must be a port in 1..65535' })
+              .max(65535, { error: 'must be a port in 1..65535' })
+              .optional(),
+          })
+          .optional(),
+      })
+      .optional(),
+    resource: typedLocalObjectReference.optional(),
+  })
+  .superRefine((b, ctx) => {
+    if (b.service !== undefined && b.resource !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'cannot set both resource and service backends' });
+    } else if (b.service === undefined && b.resource === undefined) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'a resource or service backend is required' });
+    }
+    if (b.service === undefined) return;
+    const hasName = (b.service.port?.name ?? '') !== '';
+    const hasNumber = (b.service.port?.number ?? 0) !== 0;
+    if (hasName && hasNumber) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['service', 'port'],
+        message: 'cannot set both port name and port number',
+      });
+    } else if (!hasName && !hasNumber) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['service', 'port'],
+        message: 'a port name or number is required',
+      });
+    }
+  });
+
+const httpIngressPath = z
+  .object({
+    path: z.string().optional(),
+    pathType: enumOf(['Exact', 'Prefix', 'ImplementationSpecific']),
+    backend: ingressBackend,
+  })
+  .superRefine((p, ctx) => {
+    const problem = ingressPathProblem(p.path ?? '', p.pathType);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['path'], message: problem });
+  });
+
+/** The API server's checks of an Ingress path, in its order. */
+function ingressPathProblem(path: string, type: string): string | undefined {
+  if (type === 'ImplementationSpecific') {
+    return path !== '' && !path.startsWith('/') ? "must be an absolute path starting with '/'" : undefined;
+  }
+  if (!path.startsWith('/')) return `must be an absolute path starting with '/' (pathType ${type})`;
+  for (const bad of ['//', '/./', '/../', '%2f', '%2F']) {
+    if (path.includes(bad)) return `must not contain '${bad}' (pathType ${type})`;
+  }
+  for (const bad of ['/..', '/.']) {
+    if (path.endsWith(bad)) return `must not end with '${bad}' (pathType ${type})`;
+  }
+  return undefined;
+}
+
+const ingressSpec = z
+  .object({
+    ingressClassName: subdomain.optional(),
+    defaultBackend: ingressBackend.optional(),
+    tls: z
+      .array(
+        z.object({
+          hosts: z.array(ingressHost).optional(),
+          secretName: z.string().optional(),
+        }),
+      )
+      .optional(),
+    rules: z
+      .array(
+        z.object({
+          // An empty host matches every host.
+          host: z.union([z.literal(''), ingressHost]).optional(),
+          http: z
+            .object({ paths: z.array(httpIngressPath).min(1, { error: 'must list at least one path' }) })
+            .optional(),
+        }),
+      )
+      .optional(),
+  })
+  .superRefine((spec, ctx) => {
+    if ((spec.rules?.length ?? 0) === 0 && spec.defaultBackend === undefined) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'either defaultBackend or rules must be specified' });
+    }
+  });
+
+const ingressClassSpec = z.object({
+  controller: pattern(CONTROLLER, "a domain-prefixed path like 'example.com/ingress-controller'", 250),
+  parameters: z
+    .object({
+      apiGroup: subdomain.optional(),
+      kind: pathSegment,
+      name: pathSegment,
+      namespace: namespace.optional(),
+      scope: enumOf(['Cluster', 'Namespace']).optional(),
+    })
+    .superRefine((p, ctx) => {
+      if (p.scope === 'Namespace' && p.namespace === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['namespace'], message: 'is required when scope is Namespace' });
+      }
+      if ((p.scope ?? 'Cluster') === 'Cluster' && p.namespace !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['namespace'],
+          message: 'must not be set when scope is Cluster',
+        });
+      }
+    })
+    .optional(),
+});
+
 // --- Top-level objects ---
 
 function objectSchema<S extends z.ZodType>(name: z.ZodString, spec: S) {
@@ -680,6 +1235,30 @@ export const objectSchemas: Record<KnownKind, z.ZodType> = {
     serviceSpec,
   ),
   EndpointSlice: endpointSliceSchema,
+  GRPCRoute: objectSchema(subdomain, grpcRouteSpec),
+  // spec is optional in the ReferenceGrant CRD (an empty grant grants nothing).
+  ReferenceGrant: z.object({
+    apiVersion: z.string(),
+    kind: z.string(),
+    metadata: metadata(subdomain),
+    spec: referenceGrantSpec.optional(),
+  }),
+  // The v1alpha2 schema differs (optional hostnames, up to 16 rules): the apiVersion picks the schema.
+  TLSRoute: z.discriminatedUnion('apiVersion', [
+    objectSchema(subdomain, tlsRouteSpecV1alpha2).extend({
+      apiVersion: z.literal('gateway.networking.k8s.io/v1alpha2'),
+    }),
+    objectSchema(subdomain, tlsRouteSpecV1).extend({
+      apiVersion: z.enum(['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1alpha3']),
+    }),
+  ]),
+  TCPRoute: objectSchema(subdomain, tcpRouteSpec),
+  UDPRoute: objectSchema(subdomain, udpRouteSpec),
+  BackendTLSPolicy: objectSchema(subdomain, backendTLSPolicySpec),
+  Secret: secretSchema,
+  Namespace: namespaceSchema,
+  Ingress: objectSchema(subdomain, ingressSpec),
+  IngressClass: objectSchema(subdomain, ingressClassSpec),
 };
 
 /**
@@ -692,10 +1271,40 @@ export const acceptedApiVersions: Record<KnownKind, readonly string[]> = {
   HTTPRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
   Service: ['v1'],
   EndpointSlice: ['discovery.k8s.io/v1'],
+  GRPCRoute: ['gateway.networking.k8s.io/v1'],
+  ReferenceGrant: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
+  TLSRoute: [
+    'gateway.networking.k8s.io/v1',
+    'gateway.networking.k8s.io/v1alpha3',
+    'gateway.networking.k8s.io/v1alpha2',
+  ],
+  TCPRoute: ['gateway.networking.k8s.io/v1alpha2'],
+  UDPRoute: ['gateway.networking.k8s.io/v1alpha2'],
+  BackendTLSPolicy: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1alpha3'],
+  Secret: ['v1'],
+  Namespace: ['v1'],
+  Ingress: ['networking.k8s.io/v1'],
+  IngressClass: ['networking.k8s.io/v1'],
+};
+
+/**
+ * Kinds whose objects are rewritten to one apiVersion when read, because every version has the same
+ * schema and no status is written back: translators then see a single type.
+ */
+export const normalApiVersion: Partial<Record<KnownKind, string>> = {
+  ReferenceGrant: 'gateway.networking.k8s.io/v1',
 };
 
 /** Kinds without a namespace: any `metadata.namespace` they carry is ignored, as the API server does. */
-export const clusterScoped: ReadonlySet<KnownKind> = new Set(['GatewayClass']);
+export const clusterScoped: ReadonlySet<KnownKind> = new Set(['GatewayClass', 'Namespace', 'IngressClass']);
+
+/**
+ * Labels the API server sets on an object itself, over any value given: every Namespace carries
+ * `kubernetes.io/metadata.name` (so that selectors can pick a namespace by name).
+ */
+export function defaultLabels(kind: KnownKind, name: string | undefined): Record<string, string> | undefined {
+  return kind === 'Namespace' && name !== undefined ? { 'kubernetes.io/metadata.name': name } : undefined;
+}
 
 function uniqueBy<T>(
   items: readonly T[] | undefined,

@@ -1,8 +1,9 @@
-import type { IrListener, IrVirtualHost } from '../../model/ir.js';
+import type { IrListener, IrRoute, IrVirtualHost } from '../../model/ir.js';
 import { TypeUrl } from '../proto.js';
 import type { ResourceSpec } from '../resource.js';
 import { grpcHttpConnectionManager } from './httpConnectionManager.js';
 import { routeConfigKey } from './protoValues.js';
+import { type TranslatedRoute, translateRoute } from './route.js';
 import { routeConfiguration } from './routeConfiguration.js';
 
 /**
@@ -27,19 +28,28 @@ export function grpcRouteConfigName(hostname: string): string {
 
 /**
  * The gRPC resources of one IR listener, one per concrete hostname. A hostname on two virtual hosts of
- * the listener (which the IR should not have) goes to the first, as in the Envoy flavour.
+ * the listener (which the IR should not have) goes to the first, as in the Envoy flavour. `routeOf`
+ * translates one IR route (see routeConfiguration).
  */
-export function translateGrpcListener(l: IrListener): GrpcHost[] {
+export function translateGrpcListener(
+  l: IrListener,
+  routeOf: (route: IrRoute) => TranslatedRoute = (r) => translateRoute(r, 'grpc'),
+): GrpcHost[] {
   const hosts = new Map<string, IrVirtualHost>();
   for (const vh of l.virtualHosts) {
     for (const h of vh.hostnames) {
       if (!h.includes('*') && !hosts.has(h)) hosts.set(h, vh);
     }
   }
-  return [...hosts].map(([hostname, vh]) => grpcHost(l, hostname, vh));
+  return [...hosts].map(([hostname, vh]) => grpcHost(l, hostname, vh, routeOf));
 }
 
-function grpcHost(l: IrListener, hostname: string, vh: IrVirtualHost): GrpcHost {
+function grpcHost(
+  l: IrListener,
+  hostname: string,
+  vh: IrVirtualHost,
+  routeOf: (route: IrRoute) => TranslatedRoute,
+): GrpcHost {
   const rdsName = grpcRouteConfigName(hostname);
   const listener: ResourceSpec = {
     typeUrl: TypeUrl.Listener,
@@ -48,6 +58,6 @@ function grpcHost(l: IrListener, hostname: string, vh: IrVirtualHost): GrpcHost 
     deps: [],
     children: [routeConfigKey(rdsName)],
   };
-  const rds = routeConfiguration(rdsName, [{ virtualHost: vh, domains: [hostname] }], 'grpc');
+  const rds = routeConfiguration(rdsName, [{ virtualHost: vh, domains: [hostname] }], 'grpc', routeOf);
   return { hostname, listener, routeConfiguration: rds };
 }

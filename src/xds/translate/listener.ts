@@ -1,17 +1,22 @@
-import type { IrListener } from '../../model/ir.js';
+import type { IrListener, IrRoute } from '../../model/ir.js';
 import { routeConfigName } from '../../model/names.js';
 import { ExtensionType, type ProtoObject, TypeUrl } from '../proto.js';
 import type { ResourceSpec } from '../resource.js';
 import { envoyHttpConnectionManager, HTTP_CONNECTION_MANAGER } from './httpConnectionManager.js';
 import { adsConfigSource, routeConfigKey, secretKey } from './protoValues.js';
+import { type TranslatedRoute, translateRoute } from './route.js';
 import { envoyVirtualHosts, routeConfiguration } from './routeConfiguration.js';
 
 /**
  * One IR listener → an Envoy socket Listener and its RouteConfiguration (envoy flavour). The two are
  * produced together because the route configuration is the listener's own (same name); everything else
- * they name (clusters, secrets) is referred to by name only.
+ * they name (clusters, secrets) is referred to by name only. `routeOf` translates one IR route (see
+ * routeConfiguration).
  */
-export function translateListener(l: IrListener): ResourceSpec[] {
+export function translateListener(
+  l: IrListener,
+  routeOf: (route: IrRoute) => TranslatedRoute = (r) => translateRoute(r, 'envoy'),
+): ResourceSpec[] {
   const secrets = l.protocol === 'HTTPS' ? (l.tls?.certificates.flatMap((c) => c.secretNames) ?? []) : [];
   // An HTTPS listener without a certificate cannot complete a handshake, and serving it in clear text
   // would be worse: it is not programmed at all, like a Gateway listener whose certificates are invalid.
@@ -35,7 +40,7 @@ export function translateListener(l: IrListener): ResourceSpec[] {
     deps: secrets.map(secretKey),
     children: [routeConfigKey(rdsName)],
   };
-  return [listener, routeConfiguration(rdsName, envoyVirtualHosts(l.virtualHosts), 'envoy')];
+  return [listener, routeConfiguration(rdsName, envoyVirtualHosts(l.virtualHosts), 'envoy', routeOf)];
 }
 
 /**

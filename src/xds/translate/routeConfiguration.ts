@@ -1,9 +1,9 @@
-import type { IrVirtualHost } from '../../model/ir.js';
+import type { IrRoute, IrVirtualHost } from '../../model/ir.js';
 import { TypeUrl } from '../proto.js';
 import type { ResourceKey, ResourceSpec } from '../resource.js';
 import type { XdsFlavor } from './flavor.js';
 import { clusterKey, endpointsKey } from './protoValues.js';
-import { translateRoute } from './route.js';
+import { type TranslatedRoute, translateRoute } from './route.js';
 
 /** A virtual host as the route configuration builder takes it: IR routes under the given domains. */
 export interface VirtualHostInput {
@@ -15,16 +15,20 @@ export interface VirtualHostInput {
  * One `config.route.v3.RouteConfiguration`. Its deps are every cluster its routes send to and that
  * cluster's endpoints: a route must never reach the client before the cluster it names (a route to an
  * unknown cluster answers 503), and a cluster without its endpoints has no hosts yet.
+ *
+ * `routeOf` translates one IR route; a memoising one (see translate.ts) makes unchanged routes the same
+ * message objects as before, which the encoder then neither stringifies nor encodes again.
  */
 export function routeConfiguration(
   name: string,
   virtualHosts: readonly VirtualHostInput[],
   flavor: XdsFlavor,
+  routeOf: (route: IrRoute) => TranslatedRoute = (r) => translateRoute(r, flavor),
 ): ResourceSpec {
   const clusters = new Set<string>();
   const vhosts = virtualHosts.map(({ virtualHost, domains }) => {
     const routes = virtualHost.routes.flatMap((r) => {
-      const t = translateRoute(r, flavor);
+      const t = routeOf(r);
       for (const c of t.clusters) clusters.add(c);
       return t.routes;
     });

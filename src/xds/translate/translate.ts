@@ -1,11 +1,11 @@
-import type { Ir, IrBackend, IrListener, IrSecret } from '../../model/ir.js';
+import type { Ir, IrBackend, IrListener, IrRoute, IrSecret } from '../../model/ir.js';
 import { allTypeUrls, type TypeUrl } from '../proto.js';
 import type { ResourceSpec } from '../resource.js';
 import { translateBackend, unavailableBackend } from './cluster.js';
 import type { XdsFlavor } from './flavor.js';
 import { type GrpcHost, translateGrpcListener } from './grpc.js';
 import { translateListener } from './listener.js';
-import { UNAVAILABLE_CLUSTER } from './route.js';
+import { type TranslatedRoute, translateRoute, UNAVAILABLE_CLUSTER } from './route.js';
 import { compareStrings } from './routeConfiguration.js';
 import { translateSecret } from './secret.js';
 import { TranslateError, TranslateErrorCode } from './translateError.js';
@@ -29,8 +29,10 @@ export interface IrTranslator {
  * A translator that remembers, per IR object, what it translated to. IR builders share unchanged
  * objects between builds (structural sharing), so a build in which one route changed re-translates
  * only its listener: every other listener, backend and secret returns the very same ResourceSpec
- * objects, and the encoder's cache then finds their bytes with a hash. Entries live in WeakMaps and go
- * when the IR objects do.
+ * objects, and the encoder finds their bytes by identity. Within the re-translated listener, routes are
+ * memoised too (per IR route and flavour), so its route configuration holds the same route message
+ * objects as before but for the changed one, and the encoder re-encodes only that one. Entries live in
+ * WeakMaps and go when the IR objects do.
  *
  * What each entry depends on is the IR object alone: routes refer to clusters and listeners to secrets
  * by name only, so a changed backend or secret never invalidates a listener.
@@ -40,6 +42,8 @@ export function createIrTranslator(): IrTranslator {
   const grpcListeners = new WeakMap<IrListener, readonly GrpcHost[]>();
   const backends = new WeakMap<IrBackend, readonly ResourceSpec[]>();
   const secrets = new WeakMap<IrSecret, ResourceSpec>();
+  const envoyRoutes = new WeakMap<IrRoute, TranslatedRoute>();
+  const grpcRoutes = new WeakMap<IrRoute, TranslatedRoute>();
   const memo = <K extends object, V>(cache: WeakMap<K, V>, key: K, make: (k: K) => V): V => {
     let v = cache.get(key);
     if (v === undefined) {
@@ -55,9 +59,13 @@ export function createIrTranslator(): IrTranslator {
       const out: ResourceSpec[] = [];
       // Listeners and their route configurations: the part that differs between flavours.
       if (options.flavor === 'envoy') {
-        for (const l of ir.listeners) out.push(...memo(envoyListeners, l, translateListener));
+        const routeOf = (r: IrRoute) => memo(envoyRoutes, r, (k) => translateRoute(k, 'envoy'));
+        for (const l of ir.listeners)
+          out.push(...memo(envoyListeners, l, (k) => translateListener(k, routeOf)));
       } else {
-        out.push(...grpcResources(ir.listeners, (l) => memo(grpcListeners, l, translateGrpcListener)));
+        const routeOf = (r: IrRoute) => memo(grpcRoutes, r, (k) => translateRoute(k, 'grpc'));
+        const hostsOf = (l: IrListener) => memo(grpcListeners, l, (k) => translateGrpcListener(k, routeOf));
+        out.push(...grpcResources(ir.listeners, hostsOf));
       }
       // Clusters and endpoints: the same specs for both flavours, so node groups of either kind share bytes.
       for (const b of ir.backends) out.push(...memo(backends, b, translateBackend));
