@@ -1,6 +1,5 @@
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { carryTransitionTimes } from './gateway/conditions.js';
 import { createGatewayTranslator } from './gateway/translate.js';
 import type { Logger } from './log.js';
 import type { Ir } from './model/ir.js';
@@ -56,7 +55,7 @@ export class ControlPlane {
   readonly #gateway = createGatewayTranslator();
   readonly #envoy = createIrTranslator();
   readonly #encoder = new ResourceEncoder();
-  #statuses: ObjectStatus[] = [];
+  #statuses: readonly ObjectStatus[] = [];
   #ir: Ir | undefined;
   #lastReport: BuildReport | undefined;
   #reported = new Set<string>();
@@ -131,9 +130,10 @@ export class ControlPlane {
     let diagnostics: Diagnostic[] = [...sourceDiagnostics];
     try {
       // 1. Kubernetes objects → IR + status (pure, memoised per object).
-      const result = this.#gateway.translate(objects, { transitionTime: at });
+      // Unchanged conditions keep the lastTransitionTime they had in the last build's statuses.
+      const result = this.#gateway.translate(objects, { transitionTime: at, previous: this.#statuses });
       diagnostics = [...diagnostics, ...result.diagnostics];
-      this.#statuses = carryTransitionTimes(this.#statuses, result.statuses);
+      this.#statuses = result.statuses;
       this.#ir = result.ir;
       // 2. IR → Envoy resources per node flavor, encoded once per content hash and shared.
       const snapshots = (['envoy', 'grpc'] as const).map((flavor) => {

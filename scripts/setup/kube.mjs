@@ -47,7 +47,7 @@ const TOOLS = [
     ldflags: [],
     versionArgs: ['--version'],
     versionPattern: /^etcd Version: (\S+)$/m,
-    minutes: 2,
+    minutes: 1,
   },
   {
     name: 'kube-apiserver',
@@ -58,7 +58,7 @@ const TOOLS = [
     ldflags: kubeVersionFlags,
     versionArgs: ['--version'],
     versionPattern: /^Kubernetes v(\S+)$/m,
-    minutes: 10,
+    minutes: 7,
   },
   {
     name: 'helm',
@@ -69,7 +69,7 @@ const TOOLS = [
     ldflags: [`-X helm.sh/helm/v3/internal/version.version=v${HELM_VERSION}`],
     versionArgs: ['version', '--short'],
     versionPattern: /^v(\d+\.\d+\.\d+)/m,
-    minutes: 3,
+    minutes: 2,
   },
 ];
 

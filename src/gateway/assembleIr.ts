@@ -1,4 +1,4 @@
-import type { Ir, IrBackend, IrListener, IrRoute, IrVirtualHost } from '../model/ir.js';
+import type { Ir, IrBackend, IrListener, IrVirtualHost } from '../model/ir.js';
 import { virtualHostName } from '../model/names.js';
 import type { BackendIndex } from './backends.js';
 import { covers, isWildcard, specificity } from './hostnames.js';
@@ -19,11 +19,16 @@ import { comparePrecedence, type RankedRoute } from './precedence.js';
  * cover the domain (a route for `*.example.com` also serves `a.example.com`), ordered as the spec says:
  * routes with the longest matching precise hostname first, then the longest matching hostname, then
  * match precedence (see precedence.ts). The backends are those the routes forward to. Lists are sorted.
+ *
+ * With an `order` memo, each virtual host's route order starts from the last build's: routes gone are
+ * taken out and new ones put in place, which gives the very order a full sort would, because the order
+ * is total when no two routes share a namespace/name (`unique`; otherwise everything is sorted afresh).
  */
 export function assembleIr(
   gateways: Iterable<GatewayState>,
   routes: readonly RouteState[],
   backends: BackendIndex,
+  memo?: { readonly order: RouteOrderMemo; readonly unique: boolean },
 ): Ir {
   const sockets = new Map<string, { bind: Bind; listeners: ListenerState[] }>();
   for (const g of gateways) {
@@ -60,26 +65,16 @@ export function assembleIr(
     for (const domain of domains) {
       const owner = ownerOf(domain, onSocket);
       if (owner === undefined) continue;
-      const seen = new Set<IrRoute>();
-      const entries: { ranked: RankedRoute; host: HostRank }[] = [];
+      // The routes of this domain: each route state once (two parentRefs to one listener count once).
+      const states = new Set<RouteState>();
       for (const a of attached.get(owner) ?? []) {
-        if (!a.hostnames.some((p) => covers(p, domain))) continue;
-        const host = hostRank(a.route.route.spec?.hostnames ?? [], domain);
-        for (const rule of a.route.translated.rules) {
-          for (const ranked of rule.routes) {
-            // A route reached through two parentRefs to one listener counts once.
-            if (seen.has(ranked.route)) continue;
-            seen.add(ranked.route);
-            entries.push({ ranked, host });
-          }
-        }
+        if (a.hostnames.some((p) => covers(p, domain))) states.add(a.route);
       }
-      entries.sort(
-        (a, b) =>
-          b.host.precise - a.host.precise ||
-          b.host.any - a.host.any ||
-          comparePrecedence(a.ranked.key, b.ranked.key),
-      );
+      const orderKey = `${bind.name}\0${domain}\0${owner.gateway.namespace}/${owner.gateway.name}/${owner.name}`;
+      const last = memo?.unique === true ? memo.order.last(orderKey) : undefined;
+      const entries =
+        last === undefined ? sortedEntries(states, domain) : updatedEntries(last, states, domain);
+      memo?.order.keep(orderKey, { entries, states });
       const ordered = entries.map((e) => e.ranked.route);
       for (const route of ordered) {
         if (route.action.kind === 'forward') for (const b of route.action.backends) used.add(b.backend);
@@ -101,6 +96,94 @@ export function assembleIr(
     if (b !== undefined) irBackends.push(b);
   }
   return { listeners: listeners.sort(byName), backends: irBackends.sort(byName), secrets: [] };
+}
+
+/** A route of a virtual host with what orders it there. */
+interface Entry {
+  readonly state: RouteState;
+  readonly ranked: RankedRoute;
+  readonly host: HostRank;
+}
+
+function compareEntries(a: Entry, b: Entry): number {
+  return (
+    b.host.precise - a.host.precise ||
+    b.host.any - a.host.any ||
+    comparePrecedence(a.ranked.key, b.ranked.key)
+  );
+}
+
+/** The entries of route states on one domain, in their own order. */
+function entriesOf(states: Iterable<RouteState>, domain: string): Entry[] {
+  const out: Entry[] = [];
+  for (const state of states) {
+    const host = hostRank(state.route.spec?.hostnames ?? [], domain);
+    for (const rule of state.translated.rules)
+      for (const ranked of rule.routes) out.push({ state, ranked, host });
+  }
+  return out;
+}
+
+function sortedEntries(states: Iterable<RouteState>, domain: string): Entry[] {
+  return entriesOf(states, domain).sort(compareEntries);
+}
+
+/**
+ * The last build's order with the states no longer on the domain taken out and the new ones merged in.
+ * The order being total, this is what sorting everything would give.
+ */
+function updatedEntries(last: VirtualHostOrder, states: ReadonlySet<RouteState>, domain: string): Entry[] {
+  const kept = last.entries.filter((e) => states.has(e.state));
+  const added = sortedEntries(
+    [...states].filter((s) => !last.states.has(s)),
+    domain,
+  );
+  if (added.length === 0) return kept;
+  const out: Entry[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < kept.length && j < added.length) {
+    const a = kept[i] as Entry;
+    const b = added[j] as Entry;
+    if (compareEntries(a, b) <= 0) {
+      out.push(a);
+      i++;
+    } else {
+      out.push(b);
+      j++;
+    }
+  }
+  for (; i < kept.length; i++) out.push(kept[i] as Entry);
+  for (; j < added.length; j++) out.push(added[j] as Entry);
+  return out;
+}
+
+interface VirtualHostOrder {
+  readonly entries: readonly Entry[];
+  readonly states: ReadonlySet<RouteState>;
+}
+
+/**
+ * The route order of each virtual host (by socket, domain and owning listener) in the last build, for
+ * the next one to start from. Virtual hosts not assembled in a build are forgotten at its end.
+ */
+export class RouteOrderMemo {
+  #last = new Map<string, VirtualHostOrder>();
+  #next = new Map<string, VirtualHostOrder>();
+
+  last(key: string): VirtualHostOrder | undefined {
+    return this.#last.get(key);
+  }
+
+  keep(key: string, order: VirtualHostOrder): void {
+    this.#next.set(key, order);
+  }
+
+  /** Ends a build. */
+  commit(): void {
+    this.#last = this.#next;
+    this.#next = new Map();
+  }
 }
 
 /** The listener a request for `domain` is matched to: the most specific one whose hostname covers it. */

@@ -115,15 +115,18 @@ export function carryTransitionTimes(
   next: readonly ObjectStatus[],
 ): ObjectStatus[] {
   const before = new Map(previous.map((s) => [statusKey(s), s]));
-  return next.map((s) => {
-    const old = before.get(statusKey(s));
-    if (old === undefined) return s;
-    const status = carryObject(old.status, s.status);
-    return status === s.status ? s : { ...s, status };
-  });
+  return next.map((s) => carryStatus(before.get(statusKey(s)), s));
 }
 
-function statusKey(s: ObjectStatus): string {
+/** carryTransitionTimes for one object: `old` is its previous status, if it had one. */
+export function carryStatus(old: ObjectStatus | undefined, next: ObjectStatus): ObjectStatus {
+  if (old === undefined) return next;
+  const status = carryObject(old.status, next.status);
+  return status === next.status ? next : { ...next, status };
+}
+
+/** Identifies the object a status is of. */
+export function statusKey(s: ObjectStatus): string {
   return `${s.apiVersion}|${s.kind}|${s.namespace}|${s.name}`;
 }
 

@@ -33,14 +33,38 @@ export interface RouteState {
 }
 
 /**
- * Per-route memo across builds: the translation of a route object is reused while the object is the
- * same and its backendRefs resolve the same way, so its IR routes keep their identity downstream.
+ * Per-route memo across builds. The translation of a route object is reused while the object is the
+ * same and its backendRefs resolve the same way, so its IR routes keep their identity downstream. The
+ * rest (attachments and status) is reused while, besides, the Gateways are the same result (see
+ * translate.ts) and the controllerName is the same: then nothing the route's processing reads changed.
  */
-export type RouteMemo = WeakMap<HTTPRoute, { readonly key: string; readonly translated: TranslatedRoute }>;
+export type RouteMemo = WeakMap<HTTPRoute, RouteMemoEntry>;
+
+export interface RouteMemoEntry {
+  /** The resolutions of the route's backendRefs, as JSON. */
+  readonly key: string;
+  readonly translated: TranslatedRoute;
+  /** What the entry was computed against: `BackendIndex.resolutions`, the Gateways, the controllerName. */
+  readonly resolutions: object;
+  readonly gateways: GatewaysResult;
+  readonly controllerName: string;
+  readonly state: RouteState;
+  /** The listeners whose attachedRoutes the route counts toward, each once. */
+  readonly counted: readonly ListenerState[];
+  /** `namespace/name`: which object the status is of. */
+  readonly id: string;
+  /** Its status, undefined when no parentRef is ours. Every condition has the time of the build that made it. */
+  readonly status: ObjectStatus | undefined;
+  /** The status the translator last returned for the route (transition times carried), and when. */
+  returned: { readonly status: ObjectStatus; readonly build: number } | undefined;
+}
 
 export interface HttpRoutesResult {
   readonly routes: readonly RouteState[];
-  readonly statuses: ObjectStatus[];
+  /** The memo entries of the routes that have a status, in input order. */
+  readonly statuses: readonly RouteMemoEntry[];
+  /** Whether two routes share a namespace/name (which the sources do not let through). */
+  readonly duplicates: boolean;
 }
 
 type ParentRef = NonNullable<NonNullable<HTTPRoute['spec']>['parentRefs']>[number];
@@ -58,23 +82,41 @@ export function processHttpRoutes(
   memo: RouteMemo,
   options: { controllerName: string; transitionTime: string },
 ): HttpRoutesResult {
+  const { controllerName, transitionTime } = options;
   const states: RouteState[] = [];
-  const statuses: ObjectStatus[] = [];
+  const statuses: RouteMemoEntry[] = [];
+  const ids = new Set<string>();
+  let duplicates = false;
   for (const route of routes) {
+    const old = memo.get(route);
+    if (
+      old !== undefined &&
+      old.resolutions === backends.resolutions &&
+      old.gateways === gateways &&
+      old.controllerName === controllerName
+    ) {
+      // Nothing the route's processing reads changed: the same state and status as last time.
+      for (const l of old.counted) l.attachedRoutes++;
+      states.push(old.state);
+      if (old.status !== undefined) statuses.push(old);
+      duplicates ||= ids.has(old.id);
+      ids.add(old.id);
+      continue;
+    }
+
     const namespace = route.metadata?.namespace ?? 'default';
     const name = route.metadata?.name ?? '';
-    const ctx = { generation: generationOf(route), transitionTime: options.transitionTime };
+    const id = `${namespace}/${name}`;
+    duplicates ||= ids.has(id);
+    ids.add(id);
+    const ctx = { generation: generationOf(route), transitionTime };
 
     // Resolved every build (cheap); the translation only reruns when the outcome changes.
     const resolutions: BackendResolution[][] = (route.spec?.rules ?? []).map((rule) =>
       (rule.backendRefs ?? []).map((ref) => backends.resolve(ref, namespace)),
     );
     const key = JSON.stringify(resolutions);
-    let translated = memo.get(route)?.key === key ? memo.get(route)?.translated : undefined;
-    if (translated === undefined) {
-      translated = translateRouteRules(route, resolutions);
-      memo.set(route, { key, translated });
-    }
+    const translated = old?.key === key ? old.translated : translateRouteRules(route, resolutions);
 
     const attachments: Attachment[] = [];
     const counted = new Set<ListenerState>();
@@ -124,22 +166,60 @@ export function processHttpRoutes(
       conditions.push(condition(ctx, ConditionType.ResolvedRefs, rr.ok, rr.reason, rr.message));
       parents.push({
         parentRef: echoParentRef(ref),
-        controllerName: options.controllerName,
+        controllerName,
         conditions: sortConditions(conditions),
       });
     }
-    states.push({ route, translated, attachments });
-    if (parents.length > 0) {
-      statuses.push({
-        apiVersion: 'gateway.networking.k8s.io/v1',
-        kind: 'HTTPRoute',
-        namespace,
-        name,
-        status: { parents },
-      });
-    }
+    const state = { route, translated, attachments };
+    states.push(state);
+    const status: ObjectStatus | undefined =
+      parents.length === 0
+        ? undefined
+        : {
+            apiVersion: 'gateway.networking.k8s.io/v1',
+            kind: 'HTTPRoute',
+            namespace,
+            name,
+            status: { parents },
+          };
+    const entry: RouteMemoEntry = {
+      key,
+      translated,
+      resolutions: backends.resolutions,
+      gateways,
+      controllerName,
+      state,
+      counted: [...counted],
+      id,
+      status,
+      returned: undefined,
+    };
+    memo.set(route, entry);
+    if (status !== undefined) statuses.push(entry);
   }
-  return { routes: states, statuses };
+  return { routes: states, statuses, duplicates };
+}
+
+/**
+ * A route status as of `transitionTime`: the memoised one if it was made then, else the same with every
+ * condition's lastTransitionTime set to it.
+ */
+export function stampRouteStatus(status: ObjectStatus, transitionTime: string): ObjectStatus {
+  const parents = status.status['parents'] as readonly Record<string, unknown>[];
+  const conditionsOf = (p: Record<string, unknown>) => p['conditions'] as readonly Condition[];
+  if (parents.every((p) => conditionsOf(p).every((c) => c.lastTransitionTime === transitionTime))) {
+    return status;
+  }
+  return {
+    ...status,
+    status: {
+      ...status.status,
+      parents: parents.map((p) => ({
+        ...p,
+        conditions: conditionsOf(p).map((c) => ({ ...c, lastTransitionTime: transitionTime })),
+      })),
+    },
+  };
 }
 
 interface ParentResult {

@@ -13,9 +13,15 @@ import { isIP } from 'node:net';
  * hostnames, IP addresses and numbers).
  */
 
-/** One Service port as a pool of endpoints: `namespace/service/port`. */
-export function backendName(namespace: string, service: string, port: number): string {
-  return `${namespace}/${service}/${port}`;
+/**
+ * One Service port as a pool of endpoints: `namespace/service/port`. The same port spoken another way
+ * than its own appProtocol says (a GRPCRoute's h2c to a port without `kubernetes.io/h2c`, the raw bytes
+ * of a TCPRoute or TLSRoute, the datagrams of a UDP port) is another pool, named with that protocol
+ * after it: `namespace/service/port/h2c`, `.../tcp`, `.../udp`. So one Service port referenced by an
+ * HTTPRoute and a TCPRoute yields two clusters, each configured for its protocol.
+ */
+export function backendName(namespace: string, service: string, port: number, protocol?: string): string {
+  return protocol === undefined ? `${namespace}/${service}/${port}` : `${namespace}/${service}/${port}/${protocol}`;
 }
 
 /**

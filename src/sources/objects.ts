@@ -13,6 +13,7 @@ import type { ITLSRoute as ITLSRouteV1alpha3 } from '@kubernetes-models/gateway-
 import type { IEndpointSlice } from 'kubernetes-models/discovery.k8s.io/v1/EndpointSlice';
 import type { IIngress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
 import type { IIngressClass } from 'kubernetes-models/networking.k8s.io/v1/IngressClass';
+import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { INamespace } from 'kubernetes-models/v1/Namespace';
 import type { ISecret } from 'kubernetes-models/v1/Secret';
 import type { IService } from 'kubernetes-models/v1/Service';
@@ -52,6 +53,8 @@ export type Namespace = INamespace;
 export type Ingress = IIngress;
 /** Cluster-scoped. */
 export type IngressClass = IIngressClass;
+/** Read for the CA certificates of BackendTLSPolicies (`ca.crt`). */
+export type ConfigMap = IConfigMap;
 
 /** The kinds Skein reads, by `apiVersion` group and kind. */
 export const knownKinds = {
@@ -70,6 +73,7 @@ export const knownKinds = {
   Namespace: '',
   Ingress: 'networking.k8s.io',
   IngressClass: 'networking.k8s.io',
+  ConfigMap: '',
 } as const;
 export type KnownKind = keyof typeof knownKinds;
 
@@ -91,6 +95,7 @@ export interface ObjectSet {
   readonly namespaces: readonly Namespace[];
   readonly ingresses: readonly Ingress[];
   readonly ingressClasses: readonly IngressClass[];
+  readonly configMaps: readonly ConfigMap[];
   /** Where each object came from (`kind/namespace/name` → `file.yaml#2`), for messages. */
   readonly origins: ReadonlyMap<string, string>;
 }
@@ -111,6 +116,7 @@ export const emptyObjectSet: ObjectSet = {
   namespaces: [],
   ingresses: [],
   ingressClasses: [],
+  configMaps: [],
   origins: new Map(),
 };
 

@@ -236,7 +236,9 @@ export class MessageEncoder {
           itemType:
             field.repeated && !field.map && rt instanceof protobuf.Type && !wellKnown ? rt : undefined,
           checked:
-            rt instanceof protobuf.Type && (!wellKnown || name === '.google.protobuf.Struct') ? rt : undefined,
+            rt instanceof protobuf.Type && (!wellKnown || name === '.google.protobuf.Struct')
+              ? rt
+              : undefined,
         };
       });
       plan = {

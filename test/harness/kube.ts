@@ -5,7 +5,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -71,6 +71,13 @@ function installExitHook(): void {
   });
 }
 
+/**
+ * util-linux's `setpriv`, when present: `setpriv --pdeathsig KILL -- <bin>` makes the kernel kill the
+ * binary when the process that started it dies, whatever way it dies (a test run stopped with Ctrl-C or
+ * killed outright runs no 'exit' handler). It execs the binary, so the pid stays the binary's own.
+ */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
 interface Proc {
   readonly name: string;
   readonly child: ChildProcess;
@@ -84,7 +91,10 @@ function startProcess(name: string, bin: string, args: readonly string[], logFil
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(bin, args, { stdio: ['ignore', fd, fd] });
+    child =
+      SETPRIV !== undefined
+        ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', bin, ...args], { stdio: ['ignore', fd, fd] })
+        : spawn(bin, args, { stdio: ['ignore', fd, fd] });
   } finally {
     closeSync(fd);
   }
@@ -117,7 +127,12 @@ async function logTail(file: string, lines = 30): Promise<string> {
  * Polls `check` every 100 ms until it returns true, at most `timeoutMs`; fails at once when `proc`
  * exits, with the end of its log.
  */
-async function waitUntil(what: string, proc: Proc, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+async function waitUntil(
+  what: string,
+  proc: Proc,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+): Promise<void> {
   let exit: string | undefined;
   void proc.exited.then((e) => {
     exit = e;
@@ -126,7 +141,9 @@ async function waitUntil(what: string, proc: Proc, timeoutMs: number, check: () 
   let last = '';
   while (Date.now() < deadline) {
     if (exit !== undefined) {
-      throw new Error(`${proc.name} exited (${exit}) before ${what}; end of ${proc.logFile}:\n${await logTail(proc.logFile)}`);
+      throw new Error(
+        `${proc.name} exited (${exit}) before ${what}; end of ${proc.logFile}:\n${await logTail(proc.logFile)}`,
+      );
     }
     try {
       if (await check()) return;
@@ -147,7 +164,9 @@ export function freePort(): Promise<number> {
     srv.once('error', reject);
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr !== null ? resolve(addr.port) : reject(new Error('no port'))));
+      srv.close(() =>
+        typeof addr === 'object' && addr !== null ? resolve(addr.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -182,7 +201,9 @@ export function kubeRequest(
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+        );
         res.on('error', reject);
       },
     );
@@ -197,7 +218,9 @@ function httpGet(url: string): Promise<KubeResponse> {
     const req = http.get(url, { timeout: 5_000, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+      );
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
@@ -237,7 +260,12 @@ export async function readGatewayApiCrds(
 }
 
 /** Server-side applies each CRD, then waits until every one is Established and served. */
-async function installCrds(conn: KubeConnection, crds: readonly Crd[], proc: Proc, timeoutMs: number): Promise<void> {
+async function installCrds(
+  conn: KubeConnection,
+  crds: readonly Crd[],
+  proc: Proc,
+  timeoutMs: number,
+): Promise<void> {
   await Promise.all(
     crds.map(async (crd) => {
       const res = await kubeRequest(conn, {
@@ -299,7 +327,9 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeCluste
   const bin = await ensureKubeBinaries();
   const readyTimeoutMs = opts.readyTimeoutMs ?? 90_000;
   const keepDir = opts.keepDir ?? (process.env['SKEIN_KEEP_KUBE_DIR'] ?? '') !== '';
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'skein-kube-'));
+  await removeAbandonedDirs();
+  // The pid in the name lets a later run remove the directory if this process dies without stop().
+  const dir = await mkdtemp(path.join(os.tmpdir(), `skein-kube-${process.pid}-`));
   const procs: { etcd?: Proc; apiserver?: Proc } = {};
 
   async function stop(): Promise<void> {
@@ -385,6 +415,9 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeCluste
       `--service-account-key-file=${files.saPub}`,
       `--service-account-signing-key-file=${files.saKey}`,
       '--service-cluster-ip-range=10.96.0.0/16',
+      // The endpoint reconciler refuses a loopback advertise address; nothing here needs the endpoints of
+      // the `kubernetes` Service (the Service itself is still created).
+      '--endpoint-reconciler-type=none',
       // No controller-manager creates `default` ServiceAccounts, so this plugin would reject every Pod.
       '--disable-admission-plugins=ServiceAccount',
       '--profiling=false',
@@ -455,4 +488,22 @@ async function distinctFreePorts(n: 3): Promise<[number, number, number]> {
     throw new Error(`could not find ${n} distinct free ports on 127.0.0.1`);
   }
   return [a, b, c];
+}
+
+/** Removes `skein-kube-<pid>-*` temporary directories whose process is gone (killed before stop()). */
+async function removeAbandonedDirs(): Promise<void> {
+  for (const name of await readdir(os.tmpdir()).catch(() => [])) {
+    const m = /^skein-kube-(\d+)-/.exec(name);
+    if (m === null || processExists(Number(m[1]))) continue;
+    await rm(path.join(os.tmpdir(), name), { recursive: true, force: true });
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -67,7 +67,8 @@ export function ensureKubeBinaries(env: Env = process.env): Promise<KubeBinaries
       child.stdout?.pipe(process.stderr);
       child.stderr?.pipe(process.stderr);
     });
-    if (!(await present(b))) throw new Error(`node scripts/setup.mjs kube ran, but ${b.kubeApiserver} is missing`);
+    if (!(await present(b)))
+      throw new Error(`node scripts/setup.mjs kube ran, but ${b.kubeApiserver} is missing`);
     return b;
   })();
   ensured.catch(() => {

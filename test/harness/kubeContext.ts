@@ -34,7 +34,8 @@ export function useKube(): () => KubeConnection {
     await own?.stop();
   });
   return () => {
-    if (conn === undefined) throw new Error('useKube(): the API server is not started yet (use it inside a test)');
+    if (conn === undefined)
+      throw new Error('useKube(): the API server is not started yet (use it inside a test)');
     return conn;
   };
 }
@@ -43,7 +44,9 @@ export function useKube(): () => KubeConnection {
 export function kubeConfigFor(conn: KubeConnection, token: string = conn.token): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: 'skein-test', server: conn.server, caData: Buffer.from(conn.caPem).toString('base64') }],
+    clusters: [
+      { name: 'skein-test', server: conn.server, caData: Buffer.from(conn.caPem).toString('base64') },
+    ],
     users: [{ name: 'skein-test-user', token }],
     contexts: [{ name: 'skein-test', cluster: 'skein-test', user: 'skein-test-user' }],
     currentContext: 'skein-test',

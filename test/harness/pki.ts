@@ -90,7 +90,9 @@ export function createCa(commonName: string): TestCa {
       leaf.setExtensions([
         { name: 'basicConstraints', cA: false },
         { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-        opts.usage === 'server' ? { name: 'extKeyUsage', serverAuth: true } : { name: 'extKeyUsage', clientAuth: true },
+        opts.usage === 'server'
+          ? { name: 'extKeyUsage', serverAuth: true }
+          : { name: 'extKeyUsage', clientAuth: true },
         ...(altNames.length > 0 ? [{ name: 'subjectAltName', altNames }] : []),
         { name: 'authorityKeyIdentifier', keyIdentifier: ca.generateSubjectKeyIdentifier().getBytes() },
       ]);

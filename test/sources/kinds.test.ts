@@ -134,6 +134,14 @@ metadata: { name: skein }
 spec:
   controller: skein.io/ingress-controller
   parameters: { apiGroup: skein.io, kind: Params, name: p, scope: Namespace, namespace: skein-system }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: ca }
+data:
+  ca.crt: "-----BEGIN CERTIFICATE-----"
+binaryData:
+  blob: AAEC
 `;
 
 const names = (list: readonly { metadata?: { namespace?: string; name?: string } }[]): string[] =>
@@ -155,6 +163,8 @@ describe('the kinds for GRPC, TLS, TCP and UDP routes, policies, Secrets and Ing
     // Cluster-scoped kinds carry no namespace, whatever the YAML says.
     expect(names(objects.namespaces)).toEqual(['/web']);
     expect(names(objects.ingressClasses)).toEqual(['/skein']);
+    expect(names(objects.configMaps)).toEqual(['default/ca']);
+    expect(objects.configMaps[0]?.data?.['ca.crt']).toBe('-----BEGIN CERTIFICATE-----');
     expect(objects.origins.get('Namespace//web')).toBe('all.yaml#11');
     expect(objects.origins.get('GRPCRoute/default/grpc')).toBe('all.yaml#0');
 
@@ -178,7 +188,7 @@ describe('the kinds for GRPC, TLS, TCP and UDP routes, policies, Secrets and Ing
   });
 
   it('every ObjectSet list has an entry in emptyObjectSet and a known kind', () => {
-    expect(Object.keys(knownKinds)).toHaveLength(15);
+    expect(Object.keys(knownKinds)).toHaveLength(16);
     const cache = new FileCache();
     cache.update('all.yaml', valid);
     const snap = cache.snapshot().objects;
@@ -283,6 +293,14 @@ const invalid: {
     field: 'spec.rules[0].backendRefs[0].port',
     code: 'SKEIN_SOURCE_INVALID_FIELD',
     message: /must be a port in 1\.\.65535 \(line 5\)/,
+  },
+  {
+    name: 'ConfigMap: a key in both data and binaryData',
+    yaml: 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: c }\ndata: { k: v }\nbinaryData: { k: AAEC }\n',
+    object: 'ConfigMap/default/c',
+    field: 'binaryData.k',
+    code: 'SKEIN_SOURCE_INVALID_FIELD',
+    message: /must not be in both data and binaryData/,
   },
   {
     name: 'BackendTLSPolicy: both CA refs and well-known CAs (CEL)',

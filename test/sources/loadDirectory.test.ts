@@ -86,7 +86,7 @@ describe('loadDirectory', () => {
   it('skips kinds it does not read with one log line each', async () => {
     await put(
       'app.yaml',
-      `apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web, namespace: shop }\nspec: {}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: { name: settings }\ndata: {}\n---\n${service('web')}`,
+      `apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web, namespace: shop }\nspec: {}\n---\napiVersion: v1\nkind: PodTemplate\nmetadata: { name: settings }\ntemplate: {}\n---\n${service('web')}`,
     );
     const log = memoryLogger();
     const result = await loadDirectory(dir, { logger: log.logger });
@@ -94,7 +94,7 @@ describe('loadDirectory', () => {
     const skipped = log.lines().filter((l) => l['code'] === 'SKEIN_SOURCE_UNKNOWN_KIND');
     expect(skipped).toHaveLength(2);
     expect(skipped[0]).toMatchObject({ kind: 'Deployment', name: 'shop/web', file: 'app.yaml#0' });
-    expect(skipped[1]).toMatchObject({ kind: 'ConfigMap', name: 'settings', file: 'app.yaml#1' });
+    expect(skipped[1]).toMatchObject({ kind: 'PodTemplate', name: 'settings', file: 'app.yaml#1' });
     expect(log.lines()).toHaveLength(2);
   });
 

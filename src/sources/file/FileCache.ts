@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type {
   BackendTLSPolicy,
+  ConfigMap,
   Diagnostic,
   EndpointSlice,
   Gateway,
@@ -120,6 +121,7 @@ export class FileCache {
       Namespace: [],
       Ingress: [],
       IngressClass: [],
+      ConfigMap: [],
     };
     const origins = new Map<string, string>();
     for (const file of this.paths()) {
@@ -161,6 +163,7 @@ export class FileCache {
         namespaces: sorted<Namespace>(byKind.Namespace),
         ingresses: sorted<Ingress>(byKind.Ingress),
         ingressClasses: sorted<IngressClass>(byKind.IngressClass),
+        configMaps: sorted<ConfigMap>(byKind.ConfigMap),
         origins,
       },
       diagnostics,

@@ -2,6 +2,7 @@ import { type Document, isCollection, LineCounter, parseAllDocuments } from 'yam
 import type { z } from 'zod';
 import {
   type BackendTLSPolicy,
+  type ConfigMap,
   type Diagnostic,
   type EndpointSlice,
   type Gateway,
@@ -46,7 +47,8 @@ export type KnownObject =
   | Secret
   | Namespace
   | Ingress
-  | IngressClass;
+  | IngressClass
+  | ConfigMap;
 
 export interface ParsedObject {
   readonly kind: KnownKind;

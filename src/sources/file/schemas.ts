@@ -6,7 +6,7 @@ import type { KnownKind } from '../objects.js';
  * Schemas for the kinds Skein reads, mirroring what the API server checks before it stores an object:
  * the CRD's OpenAPI schema (types, required fields, patterns, enums, ranges, list sizes) and the CEL
  * rules of the Gateway API CRDs, plus the built-in validation of the core and networking kinds (Service,
- * EndpointSlice, Secret, Namespace, Ingress, IngressClass).
+ * EndpointSlice, Secret, ConfigMap, Namespace, Ingress, IngressClass).
  *
  * Only what the API server itself would reject belongs here. Values the schema allows but Skein cannot
  * serve (an HTTPS listener, a RequestMirror filter) pass, and the translator reports them as status
@@ -994,6 +994,59 @@ const secretSchema = z
     }
   });
 
+// --- ConfigMap (core v1) ---
+
+/** The API server's limit on a ConfigMap's data and binaryData together. */
+const MAX_CONFIG_MAP_BYTES = 1024 * 1024;
+
+const configMapSchema = z
+  .object({
+    apiVersion: z.string(),
+    kind: z.string(),
+    metadata: metadata(subdomain),
+    immutable: z.boolean({ error: 'must be true or false' }).optional(),
+    data: z
+      .record(z.string(), z.string({ error: 'values must be strings' }), {
+        error: 'must be a mapping of keys to strings',
+      })
+      .optional(),
+    binaryData: z
+      .record(z.string(), z.string({ error: 'values must be base64 strings' }), {
+        error: 'must be a mapping of keys to base64 strings',
+      })
+      .optional(),
+  })
+  .superRefine((cm, ctx) => {
+    let bytes = 0;
+    const seen = new Set<string>();
+    for (const field of ['data', 'binaryData'] as const) {
+      for (const [key, value] of Object.entries(cm[field] ?? {})) {
+        if (key.length > 253 || !CONFIG_KEY.test(key)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [field, key],
+            message: 'keys must be at most 253 letters, digits, "-", "_" or "."',
+          });
+        }
+        if (seen.has(key)) {
+          ctx.addIssue({ code: 'custom', path: [field, key], message: 'must not be in both data and binaryData' });
+        }
+        seen.add(key);
+        if (field === 'binaryData' && !BASE64.test(value.replace(/[\r\n]/g, ''))) {
+          ctx.addIssue({ code: 'custom', path: [field, key], message: 'must be base64' });
+        }
+        bytes += Buffer.byteLength(value);
+      }
+    }
+    if (bytes > MAX_CONFIG_MAP_BYTES) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['data'],
+        message: `must hold at most ${MAX_CONFIG_MAP_BYTES} bytes in data and binaryData together`,
+      });
+    }
+  });
+
 // --- Namespace (core v1) ---
 
 const namespaceSchema = z.object({
@@ -1259,6 +1312,7 @@ export const objectSchemas: Record<KnownKind, z.ZodType> = {
   Namespace: namespaceSchema,
   Ingress: objectSchema(subdomain, ingressSpec),
   IngressClass: objectSchema(subdomain, ingressClassSpec),
+  ConfigMap: configMapSchema,
 };
 
 /**
@@ -1285,6 +1339,7 @@ export const acceptedApiVersions: Record<KnownKind, readonly string[]> = {
   Namespace: ['v1'],
   Ingress: ['networking.k8s.io/v1'],
   IngressClass: ['networking.k8s.io/v1'],
+  ConfigMap: ['v1'],
 };
 
 /**

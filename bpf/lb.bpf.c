@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Service load-balancing at the socket (the first program family of the datapath).
+ *
+ * Attached to a cgroup v2 directory, these programs rewrite connect() and sendmsg() to a service address
+ * (VIP) into a connect()/sendmsg() to one of its backends, before the packet exists: no NAT, no conntrack
+ * entry, nothing to undo on the wire. recvmsg() and getpeername() translate the backend back into the
+ * VIP, so the application only ever sees the address it used. Maps: bpf/include/skein_lb.h.
+ *
+ * skein_tc_flow is a tc classifier that parses each packet (bpf/include/skein_parse.h) and, when
+ * enabled, reports it as a flow event; the policy family will decide verdicts at the same place.
+ *
+ * Configuration is rodata, set by the loader before load (the verifier then drops disabled branches).
+ */
+#include "vmlinux.h"
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "skein_common.h"
+#include "skein_flow.h"
+#include "skein_lb.h"
+#include "skein_parse.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Report every translation and refusal of the socket programs as a flow event. */
+const volatile __u8 cfg_lb_events = 0;
+/* Report every IP packet skein_tc_flow sees as a flow event. */
+const volatile __u8 cfg_tc_events = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SKEIN_LB_MAX_SERVICES);
+	__type(key, struct skein_lb_svc_key);
+	__type(value, struct skein_lb_svc);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skein_services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SKEIN_LB_MAX_SLOTS);
+	__type(key, struct skein_lb_slot_key);
+	__type(value, struct skein_lb_slot);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skein_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SKEIN_LB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct skein_lb_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skein_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SKEIN_LB_MAX_REVNAT);
+	__type(key, struct skein_lb_revnat_key);
+	__type(value, struct skein_lb_revnat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skein_revnat SEC(".maps");
+
+/* Flow events (struct skein_flow_event), shared by every family: pinned by name. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skein_flows SEC(".maps");
+
+/*
+ * BTF anchors. The flow event and the enums live only on the stack and in the ring buffer, and BTF
+ * carries only the types of globals and maps; this never-loaded section puts them in the object's BTF
+ * for test/datapath/btfAlignment.test.ts. libbpf ignores sections it does not know.
+ */
+struct skein_btf_anchors {
+	struct skein_flow_event flow_event;
+	enum skein_verdict verdict;
+	enum skein_reason reason;
+	enum skein_hook hook;
+};
+struct skein_btf_anchors skein_btf_anchors SEC(".skein.btf");
+
+struct flow_tuple {
+	const struct skein_addr *saddr;
+	const struct skein_addr *daddr;
+	const struct skein_addr *orig_daddr;
+	__u16 sport;
+	__u16 dport;
+	__u16 orig_dport;
+	__u8 proto;
+};
+
+static __always_inline void flow_emit(const struct flow_tuple *t, __u64 cookie, __u32 ifindex, __u8 hook,
+				      __u8 verdict, __u8 reason)
+{
+	struct skein_flow_event *e = bpf_ringbuf_reserve(&skein_flows, sizeof(*e), 0);
+
+	if (!e)
+		return; /* full: the reader is behind; losing an event beats stalling a connect() */
+	__builtin_memset(e, 0, sizeof(*e));
+	e->timestamp_ns = bpf_ktime_get_ns();
+	e->cookie = cookie;
+	if (t->saddr)
+		e->saddr = *t->saddr;
+	e->daddr = *t->daddr;
+	e->orig_daddr = *t->orig_daddr;
+	e->sport = t->sport;
+	e->dport = t->dport;
+	e->orig_dport = t->orig_dport;
+	e->proto = t->proto;
+	e->verdict = verdict;
+	e->reason = reason;
+	e->hook = hook;
+	e->ifindex = ifindex;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * Looks the destination up as a service and picks a backend. Returns SKEIN_REASON_NONE for a destination
+ * that is not a service, SKEIN_REASON_LB_BACKEND with *out set, or why no backend could be used.
+ */
+static __always_inline __u8 lb_pick(const struct skein_lb_svc_key *key, const struct skein_lb_backend **out)
+{
+	struct skein_lb_slot_key slot_key = {};
+	struct skein_lb_svc *svc;
+	struct skein_lb_slot *slot;
+
+	svc = bpf_map_lookup_elem(&skein_services, key);
+	if (!svc)
+		return SKEIN_REASON_NONE;
+	if (svc->count == 0)
+		return SKEIN_REASON_LB_NO_BACKENDS;
+	slot_key.svc_id = svc->id;
+	slot_key.slot = bpf_get_prandom_u32() % svc->count;
+	slot = bpf_map_lookup_elem(&skein_slots, &slot_key);
+	if (!slot)
+		return SKEIN_REASON_LB_SLOT_MISSING;
+	*out = bpf_map_lookup_elem(&skein_backends, &slot->backend_id);
+	if (!*out)
+		return SKEIN_REASON_LB_BACKEND_MISSING;
+	return SKEIN_REASON_LB_BACKEND;
+}
+
+/* Remembers, for this socket, that the backend stands for the service (recvmsg, getpeername). */
+static __always_inline void lb_remember(__u64 cookie, const struct skein_lb_backend *be,
+					const struct skein_lb_svc_key *svc)
+{
+	struct skein_lb_revnat_key key = {};
+	struct skein_lb_revnat val = {};
+
+	key.cookie = cookie;
+	key.addr = be->addr;
+	key.port = be->port;
+	val.addr = svc->addr;
+	val.port = svc->port;
+	bpf_map_update_elem(&skein_revnat, &key, &val, BPF_ANY);
+}
+
+/*
+ * The forward translation, shared by the IPv4 and IPv6 hooks: key holds the destination. Returns the
+ * hook's verdict and, through *be, the backend to rewrite to (NULL: leave the destination alone).
+ */
+static __always_inline int lb_forward(struct bpf_sock_addr *ctx, const struct skein_lb_svc_key *key,
+				      const struct skein_lb_backend **be, int ipv4, __u8 hook)
+{
+	struct flow_tuple t = { .daddr = &key->addr, .orig_daddr = &key->addr };
+	__u64 cookie;
+	__u8 reason;
+
+	*be = NULL;
+	reason = lb_pick(key, be);
+	if (reason == SKEIN_REASON_NONE)
+		return SKEIN_SOCK_ALLOW;
+	if (reason == SKEIN_REASON_LB_BACKEND && ipv4 && !skein_addr_is_v4(&(*be)->addr))
+		reason = SKEIN_REASON_LB_FAMILY_MISMATCH;
+	cookie = bpf_get_socket_cookie(ctx);
+	t.dport = key->port;
+	t.orig_dport = key->port;
+	t.proto = key->proto;
+	if (reason != SKEIN_REASON_LB_BACKEND) {
+		*be = NULL;
+		if (cfg_lb_events)
+			flow_emit(&t, cookie, 0, hook, SKEIN_VERDICT_DROP, reason);
+		return SKEIN_SOCK_REJECT;
+	}
+	lb_remember(cookie, *be, key);
+	if (cfg_lb_events) {
+		t.daddr = &(*be)->addr;
+		t.dport = (*be)->port;
+		flow_emit(&t, cookie, 0, hook, SKEIN_VERDICT_TRANSLATED, reason);
+	}
+	return SKEIN_SOCK_ALLOW;
+}
+
+static __always_inline int lb_forward4(struct bpf_sock_addr *ctx, __u8 hook)
+{
+	struct skein_lb_svc_key key = {};
+	const struct skein_lb_backend *be;
+	__u32 proto = ctx->protocol;
+	int verdict;
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return SKEIN_SOCK_ALLOW;
+	skein_addr_set_v4(&key.addr, ctx->user_ip4);
+	key.port = (__u16)ctx->user_port;
+	key.proto = proto;
+	verdict = lb_forward(ctx, &key, &be, 1, hook);
+	if (be) {
+		ctx->user_ip4 = be->addr.addr[3];
+		ctx->user_port = be->port;
+	}
+	return verdict;
+}
+
+static __always_inline int lb_forward6(struct bpf_sock_addr *ctx, __u8 hook)
+{
+	struct skein_lb_svc_key key = {};
+	const struct skein_lb_backend *be;
+	__u32 proto = ctx->protocol;
+	int verdict;
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return SKEIN_SOCK_ALLOW;
+	key.addr.addr[0] = ctx->user_ip6[0];
+	key.addr.addr[1] = ctx->user_ip6[1];
+	key.addr.addr[2] = ctx->user_ip6[2];
+	key.addr.addr[3] = ctx->user_ip6[3];
+	key.port = (__u16)ctx->user_port;
+	key.proto = proto;
+	verdict = lb_forward(ctx, &key, &be, 0, hook);
+	if (be) {
+		/* An IPv4 backend becomes its mapped address: right for dual-stack sockets. */
+		ctx->user_ip6[0] = be->addr.addr[0];
+		ctx->user_ip6[1] = be->addr.addr[1];
+		ctx->user_ip6[2] = be->addr.addr[2];
+		ctx->user_ip6[3] = be->addr.addr[3];
+		ctx->user_port = be->port;
+	}
+	return verdict;
+}
+
+/*
+ * The reverse translation (recvmsg, getpeername): key holds this socket's peer; returns the service it
+ * stands for, or NULL. Only UDP replies and sockets that were translated have an entry.
+ */
+static __always_inline const struct skein_lb_revnat *lb_reverse(struct bpf_sock_addr *ctx,
+								 struct skein_lb_revnat_key *key, __u8 hook)
+{
+	const struct skein_lb_revnat *vip;
+	struct flow_tuple t = {};
+
+	key->cookie = bpf_get_socket_cookie(ctx);
+	vip = bpf_map_lookup_elem(&skein_revnat, key);
+	if (vip && cfg_lb_events) {
+		t.saddr = &vip->addr;
+		t.daddr = &key->addr;
+		t.orig_daddr = &key->addr;
+		t.sport = vip->port;
+		t.proto = (__u8)ctx->protocol;
+		flow_emit(&t, key->cookie, 0, hook, SKEIN_VERDICT_TRANSLATED, SKEIN_REASON_LB_REVERSE);
+	}
+	return vip;
+}
+
+static __always_inline void lb_reverse4(struct bpf_sock_addr *ctx, __u8 hook)
+{
+	struct skein_lb_revnat_key key = {};
+	const struct skein_lb_revnat *vip;
+
+	skein_addr_set_v4(&key.addr, ctx->user_ip4);
+	key.port = (__u16)ctx->user_port;
+	vip = lb_reverse(ctx, &key, hook);
+	if (vip && skein_addr_is_v4(&vip->addr)) {
+		ctx->user_ip4 = vip->addr.addr[3];
+		ctx->user_port = vip->port;
+	}
+}
+
+static __always_inline void lb_reverse6(struct bpf_sock_addr *ctx, __u8 hook)
+{
+	struct skein_lb_revnat_key key = {};
+	const struct skein_lb_revnat *vip;
+
+	key.addr.addr[0] = ctx->user_ip6[0];
+	key.addr.addr[1] = ctx->user_ip6[1];
+	key.addr.addr[2] = ctx->user_ip6[2];
+	key.addr.addr[3] = ctx->user_ip6[3];
+	key.port = (__u16)ctx->user_port;
+	vip = lb_reverse(ctx, &key, hook);
+	if (vip) {
+		ctx->user_ip6[0] = vip->addr.addr[0];
+		ctx->user_ip6[1] = vip->addr.addr[1];
+		ctx->user_ip6[2] = vip->addr.addr[2];
+		ctx->user_ip6[3] = vip->addr.addr[3];
+		ctx->user_port = vip->port;
+	}
+}
+
+SEC("cgroup/connect4")
+int skein_connect4(struct bpf_sock_addr *ctx)
+{
+	return lb_forward4(ctx, SKEIN_HOOK_CONNECT4);
+}
+
+SEC("cgroup/connect6")
+int skein_connect6(struct bpf_sock_addr *ctx)
+{
+	return lb_forward6(ctx, SKEIN_HOOK_CONNECT6);
+}
+
+SEC("cgroup/sendmsg4")
+int skein_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return lb_forward4(ctx, SKEIN_HOOK_SENDMSG4);
+}
+
+SEC("cgroup/sendmsg6")
+int skein_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return lb_forward6(ctx, SKEIN_HOOK_SENDMSG6);
+}
+
+/* recvmsg and getpeername hooks must return 1. */
+SEC("cgroup/recvmsg4")
+int skein_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	lb_reverse4(ctx, SKEIN_HOOK_RECVMSG4);
+	return 1;
+}
+
+SEC("cgroup/recvmsg6")
+int skein_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	lb_reverse6(ctx, SKEIN_HOOK_RECVMSG6);
+	return 1;
+}
+
+SEC("cgroup/getpeername4")
+int skein_getpeername4(struct bpf_sock_addr *ctx)
+{
+	lb_reverse4(ctx, SKEIN_HOOK_GETPEERNAME4);
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int skein_getpeername6(struct bpf_sock_addr *ctx)
+{
+	lb_reverse6(ctx, SKEIN_HOOK_GETPEERNAME6);
+	return 1;
+}
+
+SEC("tc")
+int skein_tc_flow(struct __sk_buff *skb)
+{
+	struct skein_pkt p = {};
+	struct flow_tuple t = { .saddr = &p.saddr, .daddr = &p.daddr, .orig_daddr = &p.daddr };
+
+	if (skein_parse_skb(skb, &p) == SKEIN_PARSE_NOT_IP)
+		return SKEIN_TC_ACT_UNSPEC;
+	if (cfg_tc_events) {
+		t.sport = p.sport;
+		t.dport = p.dport;
+		t.orig_dport = p.dport;
+		t.proto = p.proto;
+		flow_emit(&t, bpf_get_socket_cookie(skb), skb->ifindex, SKEIN_HOOK_TC, SKEIN_VERDICT_PASS,
+			  p.reason);
+	}
+	return SKEIN_TC_ACT_UNSPEC;
+}

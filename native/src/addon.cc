@@ -1,0 +1,110 @@
+// Module entry: the exported classes and the functions that work on bpffs paths.
+
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "addon.h"
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+namespace skein {
+
+AddonData *GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
+
+namespace {
+
+// Refuses paths outside bpffs: pin and unpin work there only, and unpin must never delete a real file.
+void RequireBpffs(Napi::Env env, const std::string &path, const char *op) {
+  std::string dir = path;
+  size_t slash = dir.rfind('/');
+  dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : dir.substr(0, slash));
+  struct statfs st;
+  if (statfs(dir.c_str(), &st) != 0) ThrowErrno(env, kPinFailed, std::string("cannot ") + op + " " + path, errno);
+  if (static_cast<unsigned long>(st.f_type) != BPF_FS_MAGIC) {
+    Throw(env, kPinFailed,
+          std::string("cannot ") + op + " " + path + ": " + dir + " is not on a BPF filesystem (mount -t bpf bpf " +
+              dir + ")");
+  }
+}
+
+int GetPinned(Napi::Env env, const std::string &path, const char *what) {
+  RequireBpffs(env, path, "open");
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) ThrowErrno(env, kPinFailed, std::string("cannot open the pinned ") + what + " " + path, errno);
+  return fd;
+}
+
+// openPinnedMap(path) -> BpfMap
+Napi::Value OpenPinnedMap(const Napi::CallbackInfo &info) {
+  std::string path = StringArg(info, 0, "path");
+  return MapHandle::NewFromFd(info.Env(), GetPinned(info.Env(), path, "map"), path);
+}
+
+// openPinnedProgram(path) -> BpfProgram (its attach type is unknown: attachCgroup needs one)
+Napi::Value OpenPinnedProgram(const Napi::CallbackInfo &info) {
+  std::string path = StringArg(info, 0, "path");
+  return ProgramHandle::NewFromFd(info.Env(), GetPinned(info.Env(), path, "program"), path, -1);
+}
+
+// openPinnedLink(path) -> BpfLink
+Napi::Value OpenPinnedLink(const Napi::CallbackInfo &info) {
+  std::string path = StringArg(info, 0, "path");
+  return LinkHandle::NewFromFd(info.Env(), GetPinned(info.Env(), path, "link"), "pinned link " + path);
+}
+
+// unpin(path) -> true if it was there. Removing the last pin of a link whose fds are closed detaches it.
+Napi::Value Unpin(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = StringArg(info, 0, "path");
+  RequireBpffs(env, path, "unpin");
+  if (unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return Napi::Boolean::New(env, false);
+    ThrowErrno(env, kPinFailed, "cannot unpin " + path, errno);
+  }
+  return Napi::Boolean::New(env, true);
+}
+
+// isBpffs(path) -> whether path is on a BPF filesystem
+Napi::Value IsBpffs(const Napi::CallbackInfo &info) {
+  std::string path = StringArg(info, 0, "path");
+  struct statfs st;
+  bool yes = statfs(path.c_str(), &st) == 0 && static_cast<unsigned long>(st.f_type) == BPF_FS_MAGIC;
+  return Napi::Boolean::New(info.Env(), yes);
+}
+
+Napi::Value LibbpfVersion(const Napi::CallbackInfo &info) {
+  return Napi::String::New(info.Env(), libbpf_version_string());
+}
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  InstallLibbpfPrint();
+  auto *data = new AddonData();
+  data->map = Napi::Persistent(MapHandle::Init(env));
+  data->program = Napi::Persistent(ProgramHandle::Init(env));
+  data->link = Napi::Persistent(LinkHandle::Init(env));
+  env.SetInstanceData<AddonData>(data);
+  // Only objects and ring buffers are constructed from JS; maps, programs and links come from them.
+  exports.Set("BpfObject", ObjectHandle::Init(env));
+  exports.Set("BpfRingBuffer", RingBufferHandle::Init(env));
+  exports.Set("openPinnedMap", Napi::Function::New<OpenPinnedMap>(env, "openPinnedMap"));
+  exports.Set("openPinnedProgram", Napi::Function::New<OpenPinnedProgram>(env, "openPinnedProgram"));
+  exports.Set("openPinnedLink", Napi::Function::New<OpenPinnedLink>(env, "openPinnedLink"));
+  exports.Set("unpin", Napi::Function::New<Unpin>(env, "unpin"));
+  exports.Set("isBpffs", Napi::Function::New<IsBpffs>(env, "isBpffs"));
+  exports.Set("libbpfVersion", Napi::Function::New<LibbpfVersion>(env, "libbpfVersion"));
+  return exports;
+}
+
+}  // namespace
+
+}  // namespace skein
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) { return skein::InitModule(env, exports); }
+
+NODE_API_MODULE(skein_bpf, Init)
