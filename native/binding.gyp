@@ -7,10 +7,11 @@
         "src/addon.cc",
         "src/common.cc",
         "src/handles.cc",
+        "src/layout.cc",
         "src/object.cc",
         "src/ringbuf.cc"
       ],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "../bpf/include"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],

@@ -36,7 +36,14 @@ export const LIBBPF_HEADER = '/usr/include/bpf/libbpf.h';
 export class BuildError extends Error {}
 
 /** `__TARGET_ARCH_*` for CO-RE and bpf_tracing.h, from Node's architecture name. */
-const TARGET_ARCH = { x64: 'x86', arm64: 'arm64', arm: 'arm', s390x: 's390', ppc64: 'powerpc', riscv64: 'riscv' };
+const TARGET_ARCH = {
+  x64: 'x86',
+  arm64: 'arm64',
+  arm: 'arm',
+  s390x: 's390',
+  ppc64: 'powerpc',
+  riscv64: 'riscv',
+};
 
 /** The clang flags every BPF object is built with. `-g` keeps BTF (CO-RE and the alignment test need it). */
 export function clangFlags() {
@@ -96,13 +103,19 @@ export function missingToolchain() {
   if (which('llvm-strip') === undefined && which('llvm-objdump') === undefined) missing.push('llvm');
   if (!existsSync(LIBBPF_HEADER)) missing.push('libbpf-dev');
   if (findBpftool() === undefined) missing.push('bpftool');
+  // node-gyp builds the addon with make and a C++ compiler.
+  if (which('make') === undefined) missing.push('make');
+  if (which('g++') === undefined && which('c++') === undefined) missing.push('g++');
   return missing;
 }
 
 function capture(cmd, args, options = {}) {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { maxBuffer: 64 * 1024 * 1024, ...options }, (err, stdout, stderr) => {
-      if (err) reject(new BuildError(`${path.basename(cmd)} ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
+      if (err)
+        reject(
+          new BuildError(`${path.basename(cmd)} ${args.join(' ')} failed: ${stderr.trim() || err.message}`),
+        );
       else resolve(stdout);
     });
   });
@@ -124,7 +137,11 @@ function runQuiet(cmd, args, options = {}) {
       if (code === 0) resolve(out);
       else {
         const tail = out.trim().split('\n').slice(-40).join('\n');
-        reject(new BuildError(`${path.basename(cmd)} ${args.join(' ')} failed (${signal ?? `exit code ${code}`}):\n${tail}`));
+        reject(
+          new BuildError(
+            `${path.basename(cmd)} ${args.join(' ')} failed (${signal ?? `exit code ${code}`}):\n${tail}`,
+          ),
+        );
       }
     });
   });
@@ -134,7 +151,9 @@ export async function toolVersions() {
   const clang = findClang();
   const bpftool = findBpftool();
   const clangVersion = clang ? /version (\S+)/.exec(await capture(clang, ['--version']))?.[1] : undefined;
-  const bpftoolVersion = bpftool ? /v?(\d+\.\d+\.\d+)/.exec(await capture(bpftool, ['version']))?.[1] : undefined;
+  const bpftoolVersion = bpftool
+    ? /v?(\d+\.\d+\.\d+)/.exec(await capture(bpftool, ['version']))?.[1]
+    : undefined;
   let libbpfVersion;
   try {
     const h = await readFile('/usr/include/bpf/libbpf_version.h', 'utf8');
@@ -193,7 +212,8 @@ export async function buildVmlinuxH() {
     );
   }
   const bpftool = findBpftool();
-  if (bpftool === undefined) throw new BuildError('bpftool is not installed (node scripts/setup.mjs bpf installs it)');
+  if (bpftool === undefined)
+    throw new BuildError('bpftool is not installed (node scripts/setup.mjs bpf installs it)');
   const { bpftoolVersion } = await toolVersions();
   const hash = await hashInputs([`bpftool ${bpftoolVersion}`, { file: KERNEL_BTF }]);
   if (await upToDate(VMLINUX_H, hash)) return false;
@@ -208,7 +228,8 @@ export async function buildVmlinuxH() {
 /** Compiles one BPF C file. `force` skips the stamp (tests compile fixtures into temporary directories). */
 export async function compileBpf(src, out, { force = false } = {}) {
   const clang = findClang();
-  if (clang === undefined) throw new BuildError('clang is not installed (node scripts/setup.mjs bpf installs it)');
+  if (clang === undefined)
+    throw new BuildError('clang is not installed (node scripts/setup.mjs bpf installs it)');
   if (!existsSync(VMLINUX_H)) await buildVmlinuxH();
   const { clangVersion, libbpfVersion } = await toolVersions();
   const flags = clangFlags();
@@ -263,7 +284,11 @@ export async function buildNative() {
     throw new BuildError('node-gyp or node-addon-api is not installed: run `npm install` first');
   }
   const { libbpfVersion } = await toolVersions();
-  const sources = await listFiles(path.join(NATIVE_DIR, 'src'), '');
+  // The addon compiles the shared headers too (native/src/layout.cc), so they are inputs.
+  const sources = [
+    ...(await listFiles(path.join(NATIVE_DIR, 'src'), '')),
+    ...(await listFiles(BPF_INCLUDE_DIR, '.h')),
+  ];
   const hash = await hashInputs([
     `node ${process.versions.node} abi ${process.versions.modules} libbpf ${libbpfVersion}`,
     { file: path.join(NATIVE_DIR, 'binding.gyp') },
@@ -283,7 +308,8 @@ export async function buildNative() {
 export async function build(what = 'all') {
   const built = [];
   if (what === 'all' || what === 'bpf') built.push(...(await buildBpf()));
-  if ((what === 'all' || what === 'native') && (await buildNative())) built.push(path.relative(ROOT, ADDON_PATH));
+  if ((what === 'all' || what === 'native') && (await buildNative()))
+    built.push(path.relative(ROOT, ADDON_PATH));
   return built;
 }
 
@@ -292,30 +318,51 @@ async function main(argv) {
   try {
     if (argv[0] === 'compile') {
       const [, src, out] = argv;
-      if (src === undefined || out === undefined) throw new BuildError('usage: build-bpf.mjs compile SRC OUT');
+      if (src === undefined || out === undefined)
+        throw new BuildError('usage: build-bpf.mjs compile SRC OUT');
       await compileBpf(path.resolve(src), path.resolve(out), { force: true });
       return 0;
     }
     const ifToolchain = argv.includes('--if-toolchain');
     const what = argv.find((a) => !a.startsWith('-')) ?? 'all';
-    if (!['all', 'bpf', 'native'].includes(what)) throw new BuildError(`unknown target ${what}: all, bpf or native`);
+    if (!['all', 'bpf', 'native'].includes(what))
+      throw new BuildError(`unknown target ${what}: all, bpf or native`);
     const missing = missingToolchain();
+    let skip;
     if (missing.length > 0) {
-      const msg = `the eBPF datapath needs ${missing.join(', ')} to build; \`node scripts/setup.mjs bpf\` installs them`;
-      if (ifToolchain) {
-        process.stdout.write(`${prefix} skipping the eBPF datapath: ${msg}\n`);
-        return 0;
-      }
-      throw new BuildError(msg);
+      skip = `it needs ${missing.join(', ')} to build; \`node scripts/setup.mjs bpf\` installs them`;
+    } else if (what !== 'native' && !existsSync(KERNEL_BTF)) {
+      skip = `this kernel has no BTF (${KERNEL_BTF}) to build vmlinux.h from`;
+    }
+    if (skip !== undefined) {
+      if (!ifToolchain) throw new BuildError(`cannot build the eBPF datapath: ${skip}`);
+      process.stdout.write(`${prefix} skipping the eBPF datapath (Skein runs without it): ${skip}\n`);
+      return 0;
     }
     const started = Date.now();
-    const built = await build(what);
+    let built;
+    try {
+      built = await build(what);
+    } catch (err) {
+      // `npm run build` (and so `npm start`) must not fail over the optional datapath: one line says so.
+      // `npm test` runs the bpf setup step next, which fails with the whole error.
+      if (!ifToolchain) throw err;
+      const first = String(err?.message ?? err).split('\n')[0];
+      process.stdout.write(
+        `${prefix} the eBPF datapath did not build (${first}); Skein runs without it; \`npm run build:bpf\` shows why\n`,
+      );
+      return 0;
+    }
     if (built.length > 0) {
-      process.stdout.write(`${prefix} built ${built.join(', ')} in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
+      process.stdout.write(
+        `${prefix} built ${built.join(', ')} in ${((Date.now() - started) / 1000).toFixed(1)}s\n`,
+      );
     }
     return 0;
   } catch (err) {
-    process.stderr.write(`${prefix} ${err instanceof BuildError ? err.message : (err?.stack ?? String(err))}\n`);
+    process.stderr.write(
+      `${prefix} ${err instanceof BuildError ? err.message : (err?.stack ?? String(err))}\n`,
+    );
     return 1;
   }
 }

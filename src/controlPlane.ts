@@ -1,8 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ReservedSocket } from './gateway/listeners.js';
 import { createGatewayTranslator } from './gateway/translate.js';
+import { createIngressTranslator, type IngressConfig } from './ingress/translate.js';
 import type { Logger } from './log.js';
 import type { Ir } from './model/ir.js';
+import { createIrMerger } from './model/merge.js';
 import type { Diagnostic, ObjectSet, ObjectStatus } from './sources/objects.js';
 import { formatDiagnostic } from './sources/objects.js';
 import { SnapshotCache } from './xds/cache.js';
@@ -53,6 +56,12 @@ export class ControlPlane {
   readonly registry: Registry;
   readonly #logger: Logger;
   readonly #gateway = createGatewayTranslator();
+  readonly #ingress = createIngressTranslator();
+  readonly #merge = createIrMerger();
+  /** Each translator gets back its own last statuses (the Gateway one takes a fast path on identity). */
+  #gatewayStatuses: readonly ObjectStatus[] = [];
+  #ingressStatuses: readonly ObjectStatus[] = [];
+  readonly #ingressConfig: IngressConfig;
   readonly #envoy = createIrTranslator();
   readonly #encoder = new ResourceEncoder();
   #statuses: readonly ObjectStatus[] = [];
@@ -66,8 +75,20 @@ export class ControlPlane {
     diagnostics: Gauge;
   };
 
-  constructor(deps: { logger: Logger; registry?: Registry; clock?: () => Date }) {
+  /** Sockets Gateway listeners cannot take (Envoy's admin port, Skein's status port). */
+  readonly #reservedSockets: readonly ReservedSocket[];
+
+  constructor(deps: {
+    logger: Logger;
+    registry?: Registry;
+    clock?: () => Date;
+    reservedSockets?: readonly ReservedSocket[];
+    /** Ingress settings from configuration (controller name, default address and ports, mode). */
+    ingress?: IngressConfig;
+  }) {
     this.#logger = deps.logger;
+    this.#ingressConfig = deps.ingress ?? {};
+    this.#reservedSockets = deps.reservedSockets ?? [];
     this.#clock = deps.clock ?? (() => new Date());
     this.registry = deps.registry ?? new Registry();
     this.cache = new SnapshotCache({ groupOf: nodeFlavor });
@@ -131,9 +152,35 @@ export class ControlPlane {
     try {
       // 1. Kubernetes objects → IR + status (pure, memoised per object).
       // Unchanged conditions keep the lastTransitionTime they had in the last build's statuses.
-      const result = this.#gateway.translate(objects, { transitionTime: at, previous: this.#statuses });
-      diagnostics = [...diagnostics, ...result.diagnostics];
-      this.#statuses = result.statuses;
+      const gateway = this.#gateway.translate(objects, {
+        transitionTime: at,
+        previous: this.#gatewayStatuses,
+        reservedSockets: this.#reservedSockets,
+      });
+      const ingress = this.#ingress.translate(objects, {
+        reservedSockets: this.#reservedSockets,
+        ...this.#ingressConfig,
+        transitionTime: at,
+        previous: this.#ingressStatuses,
+      });
+      // One IR for both: listeners on one socket merge; on a conflict the Gateway API wins (merge.ts).
+      const merged = this.#merge(gateway.ir, ingress.ir);
+      const result = { ir: merged.ir };
+      diagnostics = [
+        ...diagnostics,
+        ...gateway.diagnostics,
+        ...ingress.diagnostics,
+        ...merged.conflicts.map((c) => ({
+          code: c.code,
+          severity: 'warning' as const,
+          object: c.name,
+          message: c.message,
+        })),
+      ];
+      this.#gatewayStatuses = gateway.statuses;
+      this.#ingressStatuses = ingress.statuses;
+      this.#statuses =
+        ingress.statuses.length === 0 ? gateway.statuses : [...gateway.statuses, ...ingress.statuses];
       this.#ir = result.ir;
       // 2. IR → Envoy resources per node flavor, encoded once per content hash and shared.
       const snapshots = (['envoy', 'grpc'] as const).map((flavor) => {

@@ -7,6 +7,7 @@ import { getReady } from './envoy/admin.js';
 import { renderBootstrap } from './envoy/bootstrap.js';
 import { findEnvoy } from './envoy/findEnvoy.js';
 import { type EnvoyLogLevel, EnvoySupervisor } from './envoy/supervisor.js';
+import type { IngressConfig } from './ingress/translate.js';
 import type { Logger } from './log.js';
 import { watchDirectory } from './sources/file/watchDirectory.js';
 import { type StatusServer, startStatusServer } from './status/statusServer.js';
@@ -37,6 +38,8 @@ export interface StandaloneOptions {
   readonly drainTimeoutMs?: number;
   /** Envoy's own log level (its access log is printed whatever the level). Default warning. */
   readonly envoyLogLevel?: EnvoyLogLevel;
+  /** Ingress settings (controller name, default address and ports, load balancer mode); see docs/ingress.md. */
+  readonly ingress?: IngressConfig;
 }
 
 export interface Standalone {
@@ -98,7 +101,19 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
       await Promise.all(echo.map((s) => s.close()));
     });
 
-    const controlPlane = new ControlPlane({ logger });
+    // Envoy's admin interface and Skein's status server listen on 127.0.0.1; a Gateway listener on the
+    // same port there (or on 0.0.0.0) could not bind. Ports picked at start (0) are not known yet.
+    const reservedSockets = [
+      { port: opts.adminPort, holder: "Envoy's admin interface" },
+      { port: opts.statusPort, holder: "Skein's status server" },
+    ]
+      .filter((r) => r.port !== 0)
+      .map((r) => ({ address: '127.0.0.1', ...r }));
+    const controlPlane = new ControlPlane({
+      logger,
+      reservedSockets,
+      ...(opts.ingress === undefined ? {} : { ingress: opts.ingress }),
+    });
 
     // The xDS server starts before the first build so Envoy can connect at once; it holds the stream
     // until a snapshot exists.

@@ -138,7 +138,7 @@ Napi::Value MapHandle::Update(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Buffer<uint8_t> key = BufferArg(info, 0, "key");
   Napi::Buffer<uint8_t> value = BufferArg(info, 1, "value");
-  uint64_t flags = IsMissing(info, 2) ? BPF_ANY : Uint32Arg(info, 2, "flags");
+  uint64_t flags = IsMissing(info, 2) ? uint64_t{BPF_ANY} : Uint32Arg(info, 2, "flags");
   int fd = Fd(env, "update");
   CheckKey(env, key, 1, "key");
   CheckValue(env, value, 1, "value");
@@ -218,7 +218,7 @@ Napi::Value MapHandle::UpdateBatch(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Buffer<uint8_t> keys = BufferArg(info, 0, "keys");
   Napi::Buffer<uint8_t> values = BufferArg(info, 1, "values");
-  uint64_t flags = IsMissing(info, 2) ? BPF_ANY : Uint32Arg(info, 2, "flags");
+  uint64_t flags = IsMissing(info, 2) ? uint64_t{BPF_ANY} : Uint32Arg(info, 2, "flags");
   int fd = Fd(env, "update a batch in");
   if (info_.key_size == 0 || keys.Length() % info_.key_size != 0) CheckKey(env, keys, 1, "keys");
   uint32_t count = static_cast<uint32_t>(keys.Length() / info_.key_size);

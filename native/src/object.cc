@@ -37,12 +37,27 @@ std::string FailedProgram(const std::string &log) {
   return nameStart == std::string::npos ? "" : log.substr(nameStart + 6, m - nameStart - 6);
 }
 
-// The last few lines libbpf printed: the part of its log that says what went wrong.
-std::string Tail(const std::string &log, size_t lines) {
-  size_t pos = log.size();
-  if (pos > 0 && log[pos - 1] == '\n') pos--;
-  for (size_t n = 0; n < lines && pos != std::string::npos && pos > 0; n++) pos = log.rfind('\n', pos - 1);
-  return pos == std::string::npos || pos == 0 ? log : log.substr(pos + 1);
+// The first thing libbpf complained about (the cause; what follows are its consequences), without the
+// "libbpf: " prefix.
+std::string FirstLine(const std::string &log) {
+  size_t start = 0;
+  while (start < log.size()) {
+    size_t end = log.find('\n', start);
+    std::string line = log.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (line.rfind("libbpf: ", 0) == 0) line.erase(0, 8);
+    if (!line.empty()) return line;
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return "";
+}
+
+// The attach type the program was built for, or -1 if it has none: 0 is BPF_CGROUP_INET_INGRESS, but for
+// anything but a cgroup_skb program it only means "not set" (a tc classifier, say).
+int ExpectedAttachType(const struct bpf_program *prog) {
+  enum bpf_attach_type t = bpf_program__expected_attach_type(prog);
+  if (t == 0 && bpf_program__type(prog) != BPF_PROG_TYPE_CGROUP_SKB) return -1;
+  return static_cast<int>(t);
 }
 
 }  // namespace
@@ -150,7 +165,8 @@ Napi::Value ObjectHandle::Programs(const Napi::CallbackInfo &info) {
     p.Set("name", bpf_program__name(prog));
     p.Set("section", bpf_program__section_name(prog));
     p.Set("type", ProgTypeName(bpf_program__type(prog)));
-    p.Set("attachType", AttachTypeName(bpf_program__expected_attach_type(prog)));
+    int type = ExpectedAttachType(prog);
+    if (type >= 0) p.Set("attachType", AttachTypeName(static_cast<enum bpf_attach_type>(type)));
     out.Set(i++, p);
   }
   return out;
@@ -246,9 +262,8 @@ Napi::Value ObjectHandle::Load(const Napi::CallbackInfo &info) {
   } else if (!(d.program = FailedProgram(log)).empty()) {
     what = "the kernel refused program " + d.program;
   } else {
-    std::string tail = Tail(log, 3);
-    while (!tail.empty() && tail.back() == '\n') tail.pop_back();
-    what = tail.empty() ? "libbpf failed" : "libbpf said: " + tail;
+    std::string first = FirstLine(log);
+    what = first.empty() ? "libbpf failed" : first;
   }
   // A failed load leaves the object unusable (libbpf unloads what it loaded): close it now.
   bpf_object__close(obj_);
@@ -271,7 +286,7 @@ Napi::Value ObjectHandle::Program(const Napi::CallbackInfo &info) {
   if (prog == nullptr) Throw(env, kNotFound, "BPF object " + path_ + " has no program " + name);
   if (!loaded_) Throw(env, kInvalidState, "cannot open program " + name + ": " + path_ + " is not loaded yet");
   int fd = DupFd(env, bpf_program__fd(prog), name.c_str());
-  return ProgramHandle::NewFromFd(env, fd, name, static_cast<int>(bpf_program__expected_attach_type(prog)));
+  return ProgramHandle::NewFromFd(env, fd, name, ExpectedAttachType(prog));
 }
 
 // close(): frees the object and its fds; handles opened from it keep their own fds and stay usable.

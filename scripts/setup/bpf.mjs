@@ -28,7 +28,12 @@ function aptGet(args, env) {
     child.on('error', (err) => reject(new SetupError(`cannot run apt-get: ${err.message}`)));
     child.on('exit', (code) => {
       if (code === 0) resolve(out);
-      else reject(new SetupError(`apt-get ${args.join(' ')} failed:\n${out.trim().split('\n').slice(-15).join('\n')}`));
+      else
+        reject(
+          new SetupError(
+            `apt-get ${args.join(' ')} failed:\n${out.trim().split('\n').slice(-15).join('\n')}`,
+          ),
+        );
     });
   });
 }
@@ -56,7 +61,8 @@ async function installPackages(packages, env) {
     }
   }
   const still = missingToolchain();
-  if (still.length > 0) throw new SetupError(`apt-get installed ${list}, but ${still.join(', ')} is still missing`);
+  if (still.length > 0)
+    throw new SetupError(`apt-get installed ${list}, but ${still.join(', ')} is still missing`);
 }
 
 /** Why this machine cannot load BPF programs at all (then the kernel tests skip), or undefined. */
@@ -73,7 +79,9 @@ async function setupBpf({ env }) {
   // A machine that cannot load BPF skips its tests; building for it would only fail (no BTF means no
   // vmlinux.h; not root means no apt). Say so once and leave the rest of the setup alone.
   if (unable !== undefined && (missing.length > 0 || !existsSync(KERNEL_BTF))) {
-    say(`skipping the eBPF datapath: ${unable}; Skein runs without it (standalone L7) and its kernel tests skip`);
+    say(
+      `skipping the eBPF datapath: ${unable}; Skein runs without it (standalone L7) and its kernel tests skip`,
+    );
     return;
   }
   if (missing.length > 0) await installPackages(missing, env);
@@ -90,7 +98,9 @@ async function setupBpf({ env }) {
   if (built.length === 0) {
     say(`eBPF datapath up to date (${tools}; ${outputs})`);
   } else {
-    say(`eBPF datapath: built ${built.join(', ')} in ${((Date.now() - started) / 1000).toFixed(1)}s (${tools})`);
+    say(
+      `eBPF datapath: built ${built.join(', ')} in ${((Date.now() - started) / 1000).toFixed(1)}s (${tools})`,
+    );
   }
 }
 

@@ -117,10 +117,7 @@ function runIn(cwd, cmd, args, env) {
 
 /** The version a built binary reports, or throws with the reason it did not run. */
 async function binaryVersion(tool, bin, env) {
-  // helm reads and may create its config under HOME; keep it out of the user's own.
-  const stdout = await capture(bin, tool.versionArgs, {
-    env: { ...env, HELM_CONFIG_HOME: path.dirname(bin) },
-  });
+  const stdout = await capture(bin, tool.versionArgs, { env });
   const m = tool.versionPattern.exec(stdout);
   if (m === null || m[1] === undefined)
     throw new Error(`unexpected version output: ${JSON.stringify(stdout.trim())}`);

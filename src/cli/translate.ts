@@ -2,7 +2,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { translateGateway } from '../gateway/translate.js';
+import { translateIngress } from '../ingress/translate.js';
 import { createLogger } from '../log.js';
+import { mergeIr } from '../model/merge.js';
 import { loadDirectory } from '../sources/file/loadDirectory.js';
 import { formatDiagnostic, type ObjectSet, type ObjectStatus, objectKey } from '../sources/objects.js';
 import { TypeUrl } from '../xds/proto.js';
@@ -61,8 +63,23 @@ export async function runTranslate(argv: readonly string[]): Promise<number> {
     }
     throw e;
   }
-  const result = translateGateway(loaded.objects, { transitionTime: new Date().toISOString() });
-  const diagnostics = [...loaded.diagnostics, ...result.diagnostics];
+  const transitionTime = new Date().toISOString();
+  const gateway = translateGateway(loaded.objects, { transitionTime });
+  const ingress = translateIngress(loaded.objects, { transitionTime });
+  // The same merge as `skein up` (see controlPlane.ts): one IR, the Gateway API's first.
+  const merged = mergeIr(gateway.ir, ingress.ir);
+  const result = { ir: merged.ir, statuses: [...gateway.statuses, ...ingress.statuses] };
+  const diagnostics = [
+    ...loaded.diagnostics,
+    ...gateway.diagnostics,
+    ...ingress.diagnostics,
+    ...merged.conflicts.map((c) => ({
+      code: c.code,
+      severity: 'warning' as const,
+      object: c.name,
+      message: c.message,
+    })),
+  ];
   for (const d of diagnostics) process.stderr.write(`${d.severity}: ${formatDiagnostic(d)}\n`);
 
   let doc: unknown;

@@ -1,9 +1,24 @@
-import type { Ir, IrBackend, IrListener, IrVirtualHost } from '../model/ir.js';
+import type {
+  Ir,
+  IrBackend,
+  IrCertificateSet,
+  IrL4Route,
+  IrListener,
+  IrListenerTls,
+  IrSecret,
+  IrVirtualHost,
+} from '../model/ir.js';
 import { virtualHostName } from '../model/names.js';
 import type { BackendIndex } from './backends.js';
 import { covers, isWildcard, specificity } from './hostnames.js';
 import type { RouteState } from './httpRoutes.js';
-import { type Bind, type GatewayState, type ListenerState, listenerProgrammed } from './listeners.js';
+import {
+  type Bind,
+  type GatewayState,
+  type L4Attachment,
+  type ListenerState,
+  listenerProgrammed,
+} from './listeners.js';
 import { comparePrecedence, type RankedRoute } from './precedence.js';
 
 /**
@@ -23,12 +38,20 @@ import { comparePrecedence, type RankedRoute } from './precedence.js';
  * With an `order` memo, each virtual host's route order starts from the last build's: routes gone are
  * taken out and new ones put in place, which gives the very order a full sort would, because the order
  * is total when no two routes share a namespace/name (`unique`; otherwise everything is sorted afresh).
+ *
+ * The IR listener of a socket has the protocol of its Gateway listeners (processGateways lets only one
+ * kind share a socket). HTTPS and TLS Terminate listeners get one certificate set per Gateway listener:
+ * its hostname (none for a listener without hostname: the default set) and its certificates, which
+ * Envoy picks by SNI. TLS, TCP and UDP listeners get the L4 routes attached to their Gateway listeners
+ * (`l4`, see listeners.ts); a route that reaches one socket through several Gateway listeners becomes
+ * one IR route whose hostnames are the union. The secrets are those the certificate sets name.
  */
 export function assembleIr(
   gateways: Iterable<GatewayState>,
   routes: readonly RouteState[],
   backends: BackendIndex,
   memo?: { readonly order: RouteOrderMemo; readonly unique: boolean },
+  l4: readonly L4Attachment[] = [],
 ): Ir {
   const sockets = new Map<string, { bind: Bind; listeners: ListenerState[] }>();
   for (const g of gateways) {
@@ -53,9 +76,35 @@ export function assembleIr(
     }
   }
 
+  // The L4 routes of each programmed listener.
+  const attachedL4 = new Map<ListenerState, IrL4Route[]>();
+  for (const a of l4) {
+    if (!listenerProgrammed(a.listener)) continue;
+    const list = attachedL4.get(a.listener);
+    if (list === undefined) attachedL4.set(a.listener, [a.route]);
+    else list.push(a.route);
+  }
+
   const listeners: IrListener[] = [];
   const used = new Set<string>();
+  const secrets = new Map<string, IrSecret>();
   for (const { bind, listeners: onSocket } of sockets.values()) {
+    const protocol = onSocket[0]?.irProtocol ?? 'HTTP';
+    const tls = listenerTls(onSocket, secrets);
+    if (protocol === 'TLS' || protocol === 'TCP' || protocol === 'UDP') {
+      const l4Routes = mergeL4Routes(onSocket.flatMap((l) => attachedL4.get(l) ?? []));
+      for (const r of l4Routes) for (const b of r.backends) used.add(b.backend);
+      listeners.push({
+        name: bind.name,
+        address: bind.address,
+        port: bind.port,
+        protocol,
+        virtualHosts: [],
+        ...(tls === undefined ? {} : { tls }),
+        l4Routes,
+      });
+      continue;
+    }
     const domains = new Set<string>();
     for (const l of onSocket) {
       domains.add(l.hostname ?? '*');
@@ -78,6 +127,7 @@ export function assembleIr(
       const ordered = entries.map((e) => e.ranked.route);
       for (const route of ordered) {
         if (route.action.kind === 'forward') for (const b of route.action.backends) used.add(b.backend);
+        for (const m of route.mirrors ?? []) used.add(m.backend);
       }
       virtualHosts.push({ name: virtualHostName(bind.name, domain), hostnames: [domain], routes: ordered });
     }
@@ -85,8 +135,9 @@ export function assembleIr(
       name: bind.name,
       address: bind.address,
       port: bind.port,
-      protocol: 'HTTP',
+      protocol,
       virtualHosts: virtualHosts.sort(byName),
+      ...(tls === undefined ? {} : { tls }),
     });
   }
 
@@ -95,7 +146,62 @@ export function assembleIr(
     const b = backends.backend(name);
     if (b !== undefined) irBackends.push(b);
   }
-  return { listeners: listeners.sort(byName), backends: irBackends.sort(byName), secrets: [] };
+  return {
+    listeners: listeners.sort(byName),
+    backends: irBackends.sort(byName),
+    secrets: [...secrets.values()].sort(byName),
+  };
+}
+
+/**
+ * The TLS of a socket's listeners (all of one kind): Passthrough, or Terminate with one certificate set
+ * per Gateway listener, sorted by hostname (the set without hostname first). The secrets they name are
+ * added to `secrets`. Undefined for HTTP, TCP and UDP.
+ */
+function listenerTls(
+  onSocket: readonly ListenerState[],
+  secrets: Map<string, IrSecret>,
+): IrListenerTls | undefined {
+  const first = onSocket[0];
+  if (first?.tls === undefined) return undefined;
+  if (first.tls.mode === 'Passthrough') return { mode: 'Passthrough', certificates: [] };
+  const certificates: IrCertificateSet[] = [];
+  for (const l of onSocket) {
+    if (l.tls === undefined || l.tls.secrets.length === 0) continue;
+    for (const s of l.tls.secrets) secrets.set(s.name, s);
+    certificates.push({
+      hostnames: l.hostname === undefined ? [] : [l.hostname],
+      secretNames: l.tls.secrets.map((s) => s.name),
+    });
+  }
+  certificates.sort((a, b) => compareText(a.hostnames[0] ?? '', b.hostnames[0] ?? ''));
+  return { mode: 'Terminate', certificates };
+}
+
+/**
+ * L4 routes of one socket, one per name (a route reaching the socket through several Gateway listeners
+ * serves the union of its hostnames there), sorted by name. A route that appears once is kept as given,
+ * so its identity survives for the Envoy translator's memo.
+ */
+function mergeL4Routes(routes: readonly IrL4Route[]): IrL4Route[] {
+  const named = new Map<string, IrL4Route>();
+  for (const r of routes) {
+    const seen = named.get(r.name);
+    if (seen === undefined) {
+      named.set(r.name, r);
+    } else if (seen !== r) {
+      const hostnames =
+        seen.hostnames.length === 0 || r.hostnames.length === 0
+          ? []
+          : [...new Set([...seen.hostnames, ...r.hostnames])].sort();
+      named.set(r.name, { ...seen, hostnames });
+    }
+  }
+  return [...named.values()].sort(byName);
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** A route of a virtual host with what orders it there. */
@@ -235,7 +341,12 @@ export function shareStructure(previous: Ir | undefined, next: Ir): Ir {
   });
   const backendsSame = sameItems(previous.backends, next.backends);
   if (reusedAll && backendsSame && sameItems(previous.secrets, next.secrets)) return previous;
-  return { listeners, backends: backendsSame ? previous.backends : next.backends, secrets: next.secrets };
+  const secretsSame = sameItems(previous.secrets, next.secrets);
+  return {
+    listeners,
+    backends: backendsSame ? previous.backends : next.backends,
+    secrets: secretsSame ? previous.secrets : next.secrets,
+  };
 }
 
 function shareListener(old: IrListener, next: IrListener): IrListener {
@@ -244,13 +355,32 @@ function shareListener(old: IrListener, next: IrListener): IrListener {
     const o = oldHosts.get(vh.name);
     return o !== undefined && sameItems(o.hostnames, vh.hostnames) && sameItems(o.routes, vh.routes) ? o : vh;
   });
+  // TLS settings and L4 routes are small and rebuilt each time: equal content counts as the same.
+  const tls = old.tls !== undefined && sameJson(old.tls, next.tls) ? old.tls : next.tls;
+  const oldL4 = new Map((old.l4Routes ?? []).map((r) => [r.name, r]));
+  const l4Routes = next.l4Routes?.map((r) => {
+    const o = oldL4.get(r.name);
+    return o !== undefined && (o === r || sameJson(o, r)) ? o : r;
+  });
   const same =
     old.address === next.address &&
     old.port === next.port &&
     old.protocol === next.protocol &&
-    old.tls === next.tls &&
-    sameItems(old.virtualHosts, virtualHosts);
-  return same ? old : { ...next, virtualHosts };
+    old.tls === tls &&
+    sameItems(old.virtualHosts, virtualHosts) &&
+    (old.l4Routes === undefined) === (l4Routes === undefined) &&
+    sameItems(old.l4Routes ?? [], l4Routes ?? []);
+  if (same) return old;
+  return {
+    ...next,
+    virtualHosts,
+    ...(tls === undefined ? {} : { tls }),
+    ...(l4Routes === undefined ? {} : { l4Routes }),
+  };
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {

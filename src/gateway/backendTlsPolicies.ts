@@ -34,8 +34,8 @@ interface PolicyState {
   readonly namespace: string;
   readonly name: string;
   readonly outcome: UpstreamTlsOutcome;
-  readonly accepted: { readonly ok: boolean; readonly reason: string; readonly message: string };
-  readonly resolvedRefs: { readonly ok: boolean; readonly reason: string; readonly message: string };
+  readonly accepted: Verdict;
+  readonly resolvedRefs: Verdict;
   /** `namespace/service` of the Services it targets. */
   readonly services: readonly string[];
 }
@@ -68,7 +68,8 @@ export class BackendTlsIndex {
     this.policies = policies;
     if (policies.length === 0) return;
     const maps = new Map<string, ConfigMap>();
-    for (const cm of configMaps) maps.set(`${cm.metadata?.namespace ?? 'default'}/${cm.metadata?.name ?? ''}`, cm);
+    for (const cm of configMaps)
+      maps.set(`${cm.metadata?.namespace ?? 'default'}/${cm.metadata?.name ?? ''}`, cm);
     const ordered = [...policies].sort(
       (a, b) =>
         compareAge(a, b) ||
@@ -84,7 +85,10 @@ export class BackendTlsIndex {
         const target = `${state.namespace}/${ref.name}/${ref.sectionName ?? ''}`;
         const winner = this.#targets.get(target);
         if (winner === undefined) this.#targets.set(target, state);
-        else if (winner !== state) lost.push(`${ref.name}${ref.sectionName === undefined ? '' : ` port ${ref.sectionName}`} (taken by ${winner.namespace}/${winner.name})`);
+        else if (winner !== state)
+          lost.push(
+            `${ref.name}${ref.sectionName === undefined ? '' : ` port ${ref.sectionName}`} (taken by ${winner.namespace}/${winner.name})`,
+          );
       }
       this.#lost.set(state, lost);
     }
@@ -119,7 +123,11 @@ export class BackendTlsIndex {
       const targets = (s.policy.spec?.targetRefs ?? []).filter((r) => r.group === '' && r.kind === 'Service');
       let accepted = s.accepted;
       if (targets.length === 0) {
-        accepted = { ok: false, reason: BackendTlsPolicyReason.Invalid, message: 'no targetRef is a core Service' };
+        accepted = {
+          ok: false,
+          reason: BackendTlsPolicyReason.Invalid,
+          message: 'no targetRef is a core Service',
+        };
       } else if (accepted.ok && lost.length === targets.length) {
         accepted = {
           ok: false,
@@ -129,7 +137,13 @@ export class BackendTlsIndex {
       }
       const conditions: Condition[] = sortConditions([
         condition(ctx, ConditionType.Accepted, accepted.ok, accepted.reason, accepted.message),
-        condition(ctx, ConditionType.ResolvedRefs, s.resolvedRefs.ok, s.resolvedRefs.reason, s.resolvedRefs.message),
+        condition(
+          ctx,
+          ConditionType.ResolvedRefs,
+          s.resolvedRefs.ok,
+          s.resolvedRefs.reason,
+          s.resolvedRefs.message,
+        ),
       ]);
       const ancestors = [...gateways].sort(cmp).map((key) => {
         const [namespace, name] = key.split('/') as [string, string];
@@ -163,7 +177,7 @@ function policyState(policy: BackendTLSPolicy, maps: ReadonlyMap<string, ConfigM
   ].sort(cmp);
   const v = policy.spec?.validation;
   const base = { policy, namespace, name, services };
-  const invalid = (reason: string, message: string, refs = resolvedOk): PolicyState => ({
+  const invalid = (reason: string, message: string, refs: Verdict = resolvedOk): PolicyState => ({
     ...base,
     outcome: { key: `invalid:${namespace}/${name}:${message}`, invalid: message },
     accepted: { ok: false, reason, message },
@@ -184,7 +198,7 @@ function policyState(policy: BackendTLSPolicy, maps: ReadonlyMap<string, ConfigM
     if (ref.group !== '' || ref.kind !== 'ConfigMap') {
       failures.push({
         reason: BackendTlsPolicyReason.InvalidKind,
-        message: `${at}: ${ref.group === '' ? '' : `${ref.group}/`}${ref.kind} is not supported; use a ConfigMap`,
+        message: `${at}: ${ref.group === '' ? '' : `${ref.group}/`}${ref.kind} ${ref.name} is not a supported kind; use a ConfigMap`,
       });
       continue;
     }
@@ -205,7 +219,7 @@ function policyState(policy: BackendTLSPolicy, maps: ReadonlyMap<string, ConfigM
     }
   }
   const first = failures[0];
-  const resolvedRefs =
+  const resolvedRefs: Verdict =
     first === undefined
       ? resolvedOk
       : { ok: false, reason: first.reason, message: failures.map((f) => f.message).join('; ') };
@@ -220,7 +234,9 @@ function policyState(policy: BackendTLSPolicy, maps: ReadonlyMap<string, ConfigM
     sni: v.hostname,
     trust: { kind: 'pem', pem: pems.join('') },
     subjectAltNames: (v.subjectAltNames ?? []).map((san) =>
-      san.type === 'URI' ? { kind: 'URI', value: san.uri ?? '' } : { kind: 'Hostname', value: san.hostname ?? '' },
+      san.type === 'URI'
+        ? { kind: 'URI', value: san.uri ?? '' }
+        : { kind: 'Hostname', value: san.hostname ?? '' },
     ),
   };
   return {
@@ -231,11 +247,17 @@ function policyState(policy: BackendTLSPolicy, maps: ReadonlyMap<string, ConfigM
   };
 }
 
-const resolvedOk = {
+interface Verdict {
+  readonly ok: boolean;
+  readonly reason: string;
+  readonly message: string;
+}
+
+const resolvedOk: Verdict = {
   ok: true,
   reason: BackendTlsPolicyReason.ResolvedRefs,
   message: 'all references resolved',
-} as const;
+};
 
 function isPemCertificate(text: string): boolean {
   return /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.test(text);

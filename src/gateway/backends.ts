@@ -152,11 +152,15 @@ export class BackendIndex {
     if (port === undefined) {
       const other = ports[0];
       return other === undefined
-        ? { ok: false, reason: RouteReason.BackendNotFound, message: `Service ${what} has no port ${ref.port}` }
+        ? {
+            ok: false,
+            reason: RouteReason.BackendNotFound,
+            message: `Service ${what} has no port ${ref.port}`,
+          }
         : {
             ok: false,
             reason: RouteReason.UnsupportedProtocol,
-            message: `Service ${what} port ${ref.port} is ${other.protocol ?? 'TCP'}, and a ${holder.kind} needs a ${transport} port`,
+            message: `Service ${what} port ${ref.port} is ${other.protocol ?? 'TCP'}; ${holder.kind}s need a ${transport} port`,
           };
     }
     const tls = this.#tls?.forPort(namespace, ref.name, port.name ?? '');

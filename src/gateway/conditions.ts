@@ -79,10 +79,14 @@ export const ListenerReason = {
    * that loses a hostname conflict is not accepted, and this names why in the same words as Conflicted.
    */
   HostnameConflict: 'HostnameConflict',
+  ProtocolConflict: 'ProtocolConflict',
+  PortUnavailable: 'PortUnavailable',
   UnsupportedValue: 'UnsupportedValue',
   NoConflicts: 'NoConflicts',
   ResolvedRefs: 'ResolvedRefs',
   InvalidRouteKinds: 'InvalidRouteKinds',
+  InvalidCertificateRef: 'InvalidCertificateRef',
+  RefNotPermitted: 'RefNotPermitted',
   Programmed: 'Programmed',
   Invalid: 'Invalid',
 } as const;
@@ -107,7 +111,8 @@ export const RouteReason = {
  * byte-identical status, and a status writer has nothing to write.
  *
  * Conditions are found at `status.conditions`, `status.listeners[].conditions` (matched by listener
- * name) and `status.parents[].conditions` (matched by parentRef and controllerName). Pure: neither input
+ * name), `status.parents[].conditions` (matched by parentRef and controllerName) and
+ * `status.ancestors[].conditions` (policies: matched by ancestorRef and controllerName). Pure: neither input
  * is modified.
  */
 export function carryTransitionTimes(
@@ -148,7 +153,7 @@ function carryObject(
     if (key === 'conditions') {
       const carried = carryConditions(oldValue, value);
       if (carried !== value) set(key, carried);
-    } else if (key === 'listeners' || key === 'parents') {
+    } else if (key === 'listeners' || key === 'parents' || key === 'ancestors') {
       const oldByKey = new Map<string, unknown>();
       for (const o of oldValue) if (isRecord(o)) oldByKey.set(entryKey(key, o), o);
       let changed = false;
@@ -165,9 +170,9 @@ function carryObject(
 }
 
 function entryKey(list: string, item: Readonly<Record<string, unknown>>): string {
-  return list === 'listeners'
-    ? String(item['name'])
-    : `${JSON.stringify(item['parentRef'])}|${String(item['controllerName'])}`;
+  if (list === 'listeners') return String(item['name']);
+  const ref = list === 'ancestors' ? item['ancestorRef'] : item['parentRef'];
+  return `${JSON.stringify(ref)}|${String(item['controllerName'])}`;
 }
 
 function carryConditions(old: readonly unknown[], next: readonly unknown[]): readonly unknown[] {

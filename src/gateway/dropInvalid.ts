@@ -9,7 +9,7 @@ const MAX_PASSES = 3;
 /**
  * Step 8: the IR must pass validate(). The translator checks its input, so anything validate() reports
  * is a bug in the translator; it is reported (SKEIN_GATEWAY_INTERNAL) and the smallest enclosing part is
- * dropped (a route, an endpoint, a virtual host, a listener) so that everything else keeps serving.
+ * dropped (a route, an L4 route, an endpoint, a virtual host, a listener) so that everything else keeps serving.
  */
 export function dropInvalid(ir: Ir): { ir: Ir; diagnostics: Diagnostic[] } {
   const diagnostics: Diagnostic[] = [];
@@ -36,25 +36,29 @@ export function dropInvalid(ir: Ir): { ir: Ir; diagnostics: Diagnostic[] } {
 
 const ROUTE = /^listeners\[(\d+)\]\.virtualHosts\[(\d+)\]\.routes\[(\d+)\]/;
 const VHOST = /^listeners\[(\d+)\]\.virtualHosts\[(\d+)\]/;
+const L4ROUTE = /^listeners\[(\d+)\]\.l4Routes\[(\d+)\]/;
 const LISTENER = /^listeners\[(\d+)\]/;
 const ENDPOINT = /^backends\[(\d+)\]\.endpoints\[(\d+)\]/;
 
 function drop(ir: Ir, errors: readonly IrError[]): Ir {
   const routes = new Set<string>();
   const vhosts = new Set<string>();
+  const l4Routes = new Set<string>();
   const listeners = new Set<number>();
   const endpoints = new Set<string>();
   for (const e of errors) {
     const route = ROUTE.exec(e.path);
     const vhost = VHOST.exec(e.path);
+    const l4Route = L4ROUTE.exec(e.path);
     const listener = LISTENER.exec(e.path);
     const endpoint = ENDPOINT.exec(e.path);
     if (route !== null) routes.add(`${route[1]}/${route[2]}/${route[3]}`);
     else if (vhost !== null) vhosts.add(`${vhost[1]}/${vhost[2]}`);
+    else if (l4Route !== null) l4Routes.add(`${l4Route[1]}/${l4Route[2]}`);
     else if (listener !== null) listeners.add(Number(listener[1]));
     else if (endpoint !== null) endpoints.add(`${endpoint[1]}/${endpoint[2]}`);
   }
-  if (routes.size + vhosts.size + listeners.size + endpoints.size === 0) return ir;
+  if (routes.size + vhosts.size + l4Routes.size + listeners.size + endpoints.size === 0) return ir;
   const keptListeners: IrListener[] = [];
   ir.listeners.forEach((l, i) => {
     if (listeners.has(i)) return;
@@ -65,6 +69,9 @@ function drop(ir: Ir, errors: readonly IrError[]): Ir {
           ? []
           : [{ ...vh, routes: vh.routes.filter((_, k) => !routes.has(`${i}/${j}/${k}`)) }],
       ),
+      ...(l.l4Routes === undefined
+        ? {}
+        : { l4Routes: l.l4Routes.filter((_, j) => !l4Routes.has(`${i}/${j}`)) }),
     });
   });
   const keptBackends: IrBackend[] = ir.backends.map((b, i) => ({
@@ -77,6 +84,8 @@ function drop(ir: Ir, errors: readonly IrError[]): Ir {
 /** The source object of an IR error's part, when the path leads to a route (whose name says where). */
 function describe(ir: Ir, e: IrError): string | undefined {
   const m = ROUTE.exec(e.path);
-  if (m === null) return undefined;
-  return ir.listeners[Number(m[1])]?.virtualHosts[Number(m[2])]?.routes[Number(m[3])]?.name;
+  if (m !== null) return ir.listeners[Number(m[1])]?.virtualHosts[Number(m[2])]?.routes[Number(m[3])]?.name;
+  const l4 = L4ROUTE.exec(e.path);
+  if (l4 !== null) return ir.listeners[Number(l4[1])]?.l4Routes?.[Number(l4[2])]?.name;
+  return undefined;
 }

@@ -103,8 +103,16 @@ function programmedCondition(g: GatewayState, ctx: ConditionContext): Condition 
 function listenerStatus(l: ListenerState, ctx: ConditionContext): Record<string, unknown> {
   const conditions: Condition[] = [];
   if (l.conflict !== undefined && l.accepted.ok) {
+    // Not in the spec's list of Accepted reasons (which lets controllers add their own): a listener
+    // that loses a conflict is not accepted, and this names why in the same words as Conflicted.
     conditions.push(
-      condition(ctx, ConditionType.Accepted, false, ListenerReason.HostnameConflict, l.conflict),
+      condition(
+        ctx,
+        ConditionType.Accepted,
+        false,
+        l.conflictReason ?? ListenerReason.HostnameConflict,
+        l.conflict,
+      ),
     );
   } else {
     conditions.push(
@@ -114,25 +122,15 @@ function listenerStatus(l: ListenerState, ctx: ConditionContext): Record<string,
   conditions.push(
     l.conflict === undefined
       ? condition(ctx, ConditionType.Conflicted, false, ListenerReason.NoConflicts, 'no conflicts')
-      : condition(ctx, ConditionType.Conflicted, true, ListenerReason.HostnameConflict, l.conflict),
-  );
-  conditions.push(
-    l.invalidKinds.length === 0
-      ? condition(
-          ctx,
-          ConditionType.ResolvedRefs,
-          true,
-          ListenerReason.ResolvedRefs,
-          'all references resolved',
-        )
       : condition(
           ctx,
-          ConditionType.ResolvedRefs,
-          false,
-          ListenerReason.InvalidRouteKinds,
-          `route kinds not supported: ${l.invalidKinds.join(', ')}; supported: HTTPRoute`,
+          ConditionType.Conflicted,
+          true,
+          l.conflictReason ?? ListenerReason.HostnameConflict,
+          l.conflict,
         ),
   );
+  conditions.push(condition(ctx, ConditionType.ResolvedRefs, l.refs.ok, l.refs.reason, l.refs.message));
   conditions.push(
     listenerProgrammed(l)
       ? condition(
@@ -164,6 +162,8 @@ function listenerProblem(l: ListenerState): string {
   if (!l.accepted.ok) return l.accepted.message;
   if (l.conflict !== undefined) return l.conflict;
   if (l.supportedKinds.length === 0) return 'it allows no route kind Skein supports';
+  if (l.tls?.mode === 'Terminate' && l.tls.secrets.length === 0)
+    return `no certificate resolved (${l.refs.message})`;
   if (g.rejected !== undefined) return `the Gateway is not accepted (${g.rejected.reason})`;
   if (!g.addresses.ok) return g.addresses.message;
   if (!gatewayAccepted(g)) return 'the Gateway is not accepted';

@@ -1,5 +1,11 @@
-import type { HTTPRoute, ObjectStatus } from '../sources/objects.js';
-import type { BackendIndex, BackendResolution } from './backends.js';
+import type { GRPCRoute, HTTPRoute, ObjectStatus } from '../sources/objects.js';
+import {
+  type BackendIndex,
+  type BackendRefHolder,
+  type BackendRefSpec,
+  type BackendResolution,
+  HTTP_ROUTE_HOLDER,
+} from './backends.js';
 import {
   type Condition,
   ConditionType,
@@ -8,29 +14,58 @@ import {
   RouteReason,
   sortConditions,
 } from './conditions.js';
-import { intersectHostnames } from './hostnames.js';
-import { namespaceLabels } from './labelSelector.js';
-import {
-  GATEWAY_GROUP,
-  type GatewayState,
-  type GatewaysResult,
-  type ListenerState,
-  listenerProgrammed,
-  listenerValid,
-} from './listeners.js';
-import { type TranslatedRoute, translateRouteRules } from './routeRules.js';
+import type { GatewaysResult, ListenerState, Verdict } from './listeners.js';
+import { type Attachment, echoParentRef, type ParentRef, resolveParent } from './parents.js';
+import { ruleBackendRefs, type TranslatedRoute, translateRouteRules } from './routeRules.js';
 
-/** A route on one listener, with the hostnames it serves there. */
-export interface Attachment {
-  readonly listener: ListenerState;
-  readonly hostnames: readonly string[];
+export type { Attachment } from './parents.js';
+
+/** What every route kind's object has that route processing reads. */
+export interface RouteObject {
+  readonly apiVersion: string;
+  readonly metadata?: { readonly namespace?: string; readonly name?: string; readonly generation?: number };
+  readonly spec?: { readonly parentRefs?: readonly ParentRef[] };
 }
 
-export interface RouteState {
-  readonly route: HTTPRoute;
-  readonly translated: TranslatedRoute;
+/** What every route kind's translation tells route processing: rules kept and dropped, ResolvedRefs. */
+export interface RouteTranslation {
+  readonly rules: readonly unknown[];
+  readonly dropped: readonly string[];
+  readonly resolvedRefs: Verdict;
+}
+
+/**
+ * One route kind, for processRoutes: its name, how its backendRefs are spoken to, where its hostnames
+ * and backendRefs are, and how its rules translate (pure, given how the backendRefs resolved).
+ */
+export interface RouteKind<R extends RouteObject, T extends RouteTranslation> {
+  readonly kind: 'HTTPRoute' | 'GRPCRoute' | 'TLSRoute' | 'TCPRoute' | 'UDPRoute';
+  readonly holder: BackendRefHolder;
+  /** The route's hostnames, or undefined for kinds that have none (TCPRoute, UDPRoute). */
+  hostnames(route: R): readonly string[] | undefined;
+  /** The backendRefs of each rule. */
+  backendRefs(route: R): readonly (readonly BackendRefSpec[] | undefined)[];
+  translate(route: R, resolutions: readonly (readonly BackendResolution[])[]): T;
+}
+
+/** A route and where it attached. HTTPRoutes and GRPCRoutes (the kinds that route requests) by default. */
+export interface RouteState<
+  R extends RouteObject = HTTPRoute | GRPCRoute,
+  T extends RouteTranslation = TranslatedRoute,
+> {
+  readonly route: R;
+  readonly translated: T;
   readonly attachments: readonly Attachment[];
 }
+
+export const HTTP_ROUTE_KIND: RouteKind<HTTPRoute, TranslatedRoute> = {
+  kind: 'HTTPRoute',
+  holder: HTTP_ROUTE_HOLDER,
+  hostnames: (route) => route.spec?.hostnames ?? [],
+  // Its backendRefs, then its RequestMirror filters' backendRefs (see ruleBackendRefs).
+  backendRefs: (route) => (route.spec?.rules ?? []).map(ruleBackendRefs),
+  translate: translateRouteRules,
+};
 
 /**
  * Per-route memo across builds. The translation of a route object is reused while the object is the
@@ -38,20 +73,26 @@ export interface RouteState {
  * rest (attachments and status) is reused while, besides, the Gateways are the same result (see
  * translate.ts) and the controllerName is the same: then nothing the route's processing reads changed.
  */
-export type RouteMemo = WeakMap<HTTPRoute, RouteMemoEntry>;
+export type RouteMemo<
+  R extends RouteObject = HTTPRoute,
+  T extends RouteTranslation = TranslatedRoute,
+> = WeakMap<R, RouteMemoEntry<R, T>>;
 
-export interface RouteMemoEntry {
+export interface RouteMemoEntry<
+  R extends RouteObject = RouteObject,
+  T extends RouteTranslation = RouteTranslation,
+> {
   /** The resolutions of the route's backendRefs, as JSON. */
   readonly key: string;
-  readonly translated: TranslatedRoute;
+  readonly translated: T;
   /** What the entry was computed against: `BackendIndex.resolutions`, the Gateways, the controllerName. */
   readonly resolutions: object;
   readonly gateways: GatewaysResult;
   readonly controllerName: string;
-  readonly state: RouteState;
+  readonly state: RouteState<R, T>;
   /** The listeners whose attachedRoutes the route counts toward, each once. */
   readonly counted: readonly ListenerState[];
-  /** `namespace/name`: which object the status is of. */
+  /** `kind/namespace/name`: which object the status is of. */
   readonly id: string;
   /** Its status, undefined when no parentRef is ours. Every condition has the time of the build that made it. */
   readonly status: ObjectStatus | undefined;
@@ -59,22 +100,17 @@ export interface RouteMemoEntry {
   returned: { readonly status: ObjectStatus; readonly build: number } | undefined;
 }
 
-export interface HttpRoutesResult {
-  readonly routes: readonly RouteState[];
+export interface RoutesResult<R extends RouteObject, T extends RouteTranslation> {
+  readonly routes: readonly RouteState<R, T>[];
   /** The memo entries of the routes that have a status, in input order. */
-  readonly statuses: readonly RouteMemoEntry[];
+  readonly statuses: readonly RouteMemoEntry<R, T>[];
   /** Whether two routes share a namespace/name (which the sources do not let through). */
   readonly duplicates: boolean;
 }
 
-type ParentRef = NonNullable<NonNullable<HTTPRoute['spec']>['parentRefs']>[number];
+export type HttpRoutesResult = RoutesResult<HTTPRoute, TranslatedRoute>;
 
-/**
- * Step 5: HTTPRoutes. Each parentRef to one of our Gateways is resolved to the listeners the route
- * attaches to (sectionName and port select listeners; allowedRoutes must admit the route's kind and
- * namespace; the hostnames must intersect), which counts toward the listeners' attachedRoutes. The rules
- * are translated once per route, whatever its parents (memoised). Each parent gets its own status entry.
- */
+/** Step 5: HTTPRoutes (see processRoutes). */
 export function processHttpRoutes(
   routes: readonly HTTPRoute[],
   gateways: GatewaysResult,
@@ -82,9 +118,26 @@ export function processHttpRoutes(
   memo: RouteMemo,
   options: { controllerName: string; transitionTime: string },
 ): HttpRoutesResult {
+  return processRoutes(HTTP_ROUTE_KIND, routes, gateways, backends, memo, options);
+}
+
+/**
+ * Routes of one kind. Each parentRef to one of our Gateways is resolved to the listeners the route
+ * attaches to (sectionName and port select listeners; allowedRoutes must admit the route's kind and
+ * namespace; the hostnames must intersect), which counts toward the listeners' attachedRoutes. The rules
+ * are translated once per route, whatever its parents (memoised). Each parent gets its own status entry.
+ */
+export function processRoutes<R extends RouteObject, T extends RouteTranslation>(
+  kind: RouteKind<R, T>,
+  routes: readonly R[],
+  gateways: GatewaysResult,
+  backends: BackendIndex,
+  memo: RouteMemo<R, T>,
+  options: { controllerName: string; transitionTime: string },
+): RoutesResult<R, T> {
   const { controllerName, transitionTime } = options;
-  const states: RouteState[] = [];
-  const statuses: RouteMemoEntry[] = [];
+  const states: RouteState<R, T>[] = [];
+  const statuses: RouteMemoEntry<R, T>[] = [];
   const ids = new Set<string>();
   let duplicates = false;
   for (const route of routes) {
@@ -106,23 +159,25 @@ export function processHttpRoutes(
 
     const namespace = route.metadata?.namespace ?? 'default';
     const name = route.metadata?.name ?? '';
-    const id = `${namespace}/${name}`;
+    // The kind too: an HTTPRoute and a GRPCRoute may share a namespace and name.
+    const id = `${kind.kind}/${namespace}/${name}`;
     duplicates ||= ids.has(id);
     ids.add(id);
     const ctx = { generation: generationOf(route), transitionTime };
 
     // Resolved every build (cheap); the translation only reruns when the outcome changes.
-    const resolutions: BackendResolution[][] = (route.spec?.rules ?? []).map((rule) =>
-      (rule.backendRefs ?? []).map((ref) => backends.resolve(ref, namespace)),
-    );
+    const resolutions: BackendResolution[][] = kind
+      .backendRefs(route)
+      .map((refs) => (refs ?? []).map((ref) => backends.resolve(ref, namespace, kind.holder)));
     const key = JSON.stringify(resolutions);
-    const translated = old?.key === key ? old.translated : translateRouteRules(route, resolutions);
+    const translated = old?.key === key ? old.translated : kind.translate(route, resolutions);
+    const hostnames = kind.hostnames(route);
 
     const attachments: Attachment[] = [];
     const counted = new Set<ListenerState>();
     const parents: Record<string, unknown>[] = [];
     for (const ref of route.spec?.parentRefs ?? []) {
-      const parent = resolveParent(ref, route, namespace, gateways);
+      const parent = resolveParent(ref, kind.kind, hostnames, namespace, gateways);
       if (parent === undefined) continue; // not a parent of ours
       for (const a of parent.attachments) {
         if (!counted.has(a.listener)) {
@@ -176,13 +231,14 @@ export function processHttpRoutes(
       parents.length === 0
         ? undefined
         : {
-            apiVersion: 'gateway.networking.k8s.io/v1',
-            kind: 'HTTPRoute',
+            // Written back in the version the object was read in (TLSRoute and others have several).
+            apiVersion: route.apiVersion,
+            kind: kind.kind,
             namespace,
             name,
             status: { parents },
           };
-    const entry: RouteMemoEntry = {
+    const entry: RouteMemoEntry<R, T> = {
       key,
       translated,
       resolutions: backends.resolutions,
@@ -219,115 +275,5 @@ export function stampRouteStatus(status: ObjectStatus, transitionTime: string): 
         conditions: conditionsOf(p).map((c) => ({ ...c, lastTransitionTime: transitionTime })),
       })),
     },
-  };
-}
-
-interface ParentResult {
-  readonly attachments: readonly Attachment[];
-  readonly accepted: { readonly ok: boolean; readonly reason: string; readonly message: string };
-}
-
-/** One parentRef: undefined if it names something that is not ours (another controller's Gateway). */
-function resolveParent(
-  ref: ParentRef,
-  route: HTTPRoute,
-  routeNamespace: string,
-  gateways: GatewaysResult,
-): ParentResult | undefined {
-  if ((ref.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP || (ref.kind ?? 'Gateway') !== 'Gateway')
-    return undefined;
-  const key = `${ref.namespace ?? routeNamespace}/${ref.name}`;
-  const gw = gateways.gateways.get(key);
-  const fail = (reason: string, message: string): ParentResult => ({
-    attachments: [],
-    accepted: { ok: false, reason, message },
-  });
-  if (gw === undefined) {
-    if (gateways.allGateways.has(key)) return undefined;
-    return fail(RouteReason.NoMatchingParent, `Gateway ${key} not found`);
-  }
-
-  const selected = gw.listeners.filter(
-    (l) =>
-      (ref.sectionName === undefined || l.name === ref.sectionName) &&
-      (ref.port === undefined || l.port === ref.port),
-  );
-  if (selected.length === 0) {
-    const by = [
-      ref.sectionName === undefined ? undefined : `named ${ref.sectionName}`,
-      ref.port === undefined ? undefined : `on port ${ref.port}`,
-    ].filter((x) => x !== undefined);
-    return fail(RouteReason.NoMatchingParent, `Gateway ${key} has no listener ${by.join(' ')}`);
-  }
-
-  const allowed = selected.filter((l) => allowsRoute(l, gw, routeNamespace));
-  if (allowed.length === 0) {
-    return fail(
-      RouteReason.NotAllowedByListeners,
-      `no listener of Gateway ${key} that the parentRef selects allows HTTPRoutes from namespace ${routeNamespace}`,
-    );
-  }
-
-  const hostnames = route.spec?.hostnames ?? [];
-  const attachments = allowed
-    .map((listener) => ({ listener, hostnames: intersectHostnames(listener.hostname, hostnames) }))
-    .filter((a) => a.hostnames.length > 0);
-  if (attachments.length === 0) {
-    return fail(
-      RouteReason.NoMatchingListenerHostname,
-      `no hostname of the route (${hostnames.join(', ')}) matches a listener of Gateway ${key} it may attach to`,
-    );
-  }
-
-  // Attached (and counted); but a route is only Accepted if a listener it is on actually serves it.
-  if (!attachments.some((a) => listenerProgrammed(a.listener))) {
-    const why = attachments.map((a) => `${a.listener.name} (${listenerWhy(a.listener, gw)})`).join(', ');
-    return {
-      attachments,
-      accepted: {
-        ok: false,
-        reason: RouteReason.NoMatchingParent,
-        message: `no listener it attaches to is programmed: ${why}`,
-      },
-    };
-  }
-  const on = attachments.filter((a) => listenerProgrammed(a.listener)).map((a) => a.listener.name);
-  return {
-    attachments,
-    accepted: {
-      ok: true,
-      reason: RouteReason.Accepted,
-      message: `attached to Gateway ${key} listener(s) ${on.join(', ')}`,
-    },
-  };
-}
-
-/** allowedRoutes: the route kind must be supported, and its namespace admitted. */
-function allowsRoute(l: ListenerState, gw: GatewayState, routeNamespace: string): boolean {
-  if (!l.supportedKinds.some((k) => k.group === GATEWAY_GROUP && k.kind === 'HTTPRoute')) return false;
-  const ns = l.namespaces;
-  if (ns.from === 'All') return true;
-  if (ns.from === 'Same') return routeNamespace === gw.namespace;
-  return ns.selector.ok && ns.selector.matches(namespaceLabels(routeNamespace));
-}
-
-function listenerWhy(l: ListenerState, gw: GatewayState): string {
-  if (gw.rejected !== undefined) return `Gateway not accepted: ${gw.rejected.reason}`;
-  if (!gw.addresses.ok) return 'Gateway address not usable';
-  if (!l.accepted.ok) return l.accepted.reason;
-  if (l.conflict !== undefined) return 'HostnameConflict';
-  if (!listenerValid(l)) return 'invalid';
-  return 'Gateway not accepted';
-}
-
-/** The parentRef as status echoes it, with the API server's defaults for group and kind filled in. */
-function echoParentRef(ref: ParentRef): Record<string, unknown> {
-  return {
-    group: ref.group ?? GATEWAY_GROUP,
-    kind: ref.kind ?? 'Gateway',
-    ...(ref.namespace === undefined ? {} : { namespace: ref.namespace }),
-    name: ref.name,
-    ...(ref.sectionName === undefined ? {} : { sectionName: ref.sectionName }),
-    ...(ref.port === undefined ? {} : { port: ref.port }),
   };
 }

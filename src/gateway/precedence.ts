@@ -2,7 +2,7 @@ import type { IrRoute } from '../model/ir.js';
 
 /**
  * The order of routes within a virtual host (Envoy takes the first match), as the Gateway API's
- * HTTPRoute rules define it. Across all routes sharing a hostname, a match wins that has, in turn:
+ * HTTPRoute rules define it. Across all HTTPRoutes sharing a hostname, a match wins that has, in turn:
  *
  * 1. an Exact path; then (implementation-specific) a RegularExpression path; then a PathPrefix path
  *    (regular expressions sit between the two, longest pattern first, as Envoy Gateway orders them);
@@ -13,6 +13,12 @@ import type { IrRoute } from '../model/ir.js';
  *
  * and on a tie: the oldest route (creationTimestamp), then the route first in namespace/name order, then
  * the first rule in the route, then the first match in the rule.
+ *
+ * GRPCRoutes have their own order (keys with `grpc` set): the most characters in the matching service,
+ * then in the method, then the most header matches, an exact match before a regular expression, then
+ * the same ties. The Gateway API forbids merging the two kinds on one hostname; should both reach one
+ * virtual host anyway, GRPCRoute matches come first (they only match gRPC paths, while an HTTPRoute's
+ * `/` prefix would match every call), which keeps the order total.
  */
 export interface PrecedenceKey {
   /** 0 Exact, 1 RegularExpression, 2 PathPrefix. */
@@ -21,6 +27,10 @@ export interface PrecedenceKey {
   readonly hasMethod: boolean;
   readonly headers: number;
   readonly queryParams: number;
+  /** GRPCRoute matches only: characters of the service and method matched, and whether by regex. */
+  readonly grpc?: { readonly service: number; readonly method: number; readonly regex: boolean };
+  /** The route's kind when it is not an HTTPRoute (an HTTPRoute and a GRPCRoute may share a name). */
+  readonly kind?: string;
   /** creationTimestamp in ms since the epoch; +Infinity when unknown (files have none). */
   readonly createdMs: number;
   readonly namespace: string;
@@ -50,15 +60,34 @@ export function precedenceKey(
 }
 
 export function comparePrecedence(a: PrecedenceKey, b: PrecedenceKey): number {
+  if (a.grpc !== undefined || b.grpc !== undefined) {
+    if (a.grpc === undefined) return 1;
+    if (b.grpc === undefined) return -1;
+    return (
+      b.grpc.service - a.grpc.service ||
+      b.grpc.method - a.grpc.method ||
+      b.headers - a.headers ||
+      Number(a.grpc.regex) - Number(b.grpc.regex) ||
+      compareTies(a, b)
+    );
+  }
   return (
     a.pathRank - b.pathRank ||
     b.pathLength - a.pathLength ||
     Number(b.hasMethod) - Number(a.hasMethod) ||
     b.headers - a.headers ||
     b.queryParams - a.queryParams ||
+    compareTies(a, b)
+  );
+}
+
+/** Route age, then namespace/name, then kind, then position in the route. */
+function compareTies(a: PrecedenceKey, b: PrecedenceKey): number {
+  return (
     compareNumbers(a.createdMs, b.createdMs) ||
     compareText(a.namespace, b.namespace) ||
     compareText(a.name, b.name) ||
+    compareText(a.kind ?? '', b.kind ?? '') ||
     a.rule - b.rule ||
     a.match - b.match
   );

@@ -1,22 +1,51 @@
 import type { Ir } from '../model/ir.js';
 import type {
+  BackendTLSPolicy,
   Diagnostic,
   EndpointSlice,
   Gateway,
   GatewayClass,
+  GRPCRoute,
+  Namespace,
   ObjectSet,
   ObjectStatus,
+  ReferenceGrant,
+  Secret,
   Service,
+  TCPRoute,
+  TLSRoute,
+  UDPRoute,
 } from '../sources/objects.js';
 import { assembleIr, RouteOrderMemo, shareStructure } from './assembleIr.js';
 import { BackendCache, BackendIndex } from './backends.js';
+import { BackendTlsIndex } from './backendTlsPolicies.js';
 import { carryStatus, carryTransitionTimes, statusKey } from './conditions.js';
 import { dropInvalid } from './dropInvalid.js';
 import { processGatewayClasses } from './gatewayClasses.js';
 import { gatewayStatuses } from './gatewayStatus.js';
-import { processHttpRoutes, type RouteMemo, type RouteMemoEntry, stampRouteStatus } from './httpRoutes.js';
+import { GRPC_ROUTE_KIND } from './grpcRoutes.js';
+import {
+  processHttpRoutes,
+  processRoutes,
+  type RouteKind,
+  type RouteMemo,
+  type RouteMemoEntry,
+  type RouteObject,
+  type RouteState,
+  type RouteTranslation,
+  stampRouteStatus,
+} from './httpRoutes.js';
 import { Interner } from './intern.js';
-import { type GatewaysResult, processGateways } from './listeners.js';
+import {
+  type L4RouteState,
+  type L4Translation,
+  l4Attachments,
+  TCP_ROUTE_KIND,
+  TLS_ROUTE_KIND,
+  UDP_ROUTE_KIND,
+} from './l4Routes.js';
+import { type GatewaysResult, processGateways, type ReservedSocket } from './listeners.js';
+import type { TranslatedRoute } from './routeRules.js';
 
 /** The controllerName Skein answers to unless told otherwise. */
 export const DEFAULT_CONTROLLER_NAME = 'skein.io/gateway-controller';
@@ -31,12 +60,18 @@ export interface GatewayTranslateOptions {
    * from there (see carryTransitionTimes), so that a rebuild with no change yields the same statuses.
    */
   readonly previous?: readonly ObjectStatus[];
+  /**
+   * Sockets the gateway Envoy cannot bind because something else holds them (Envoy's admin port, Skein's
+   * status port): a listener that would bind one is not accepted (PortUnavailable). Default none.
+   */
+  readonly reservedSockets?: readonly ReservedSocket[];
 }
 
 export interface GatewayResult {
   readonly ir: Ir;
   /**
-   * Status of our GatewayClasses, then Gateways, then HTTPRoutes (in input order). Every condition has
+   * Status of our GatewayClasses, then Gateways, then BackendTLSPolicies, then HTTPRoutes, GRPCRoutes,
+   * TLSRoutes, TCPRoutes and UDPRoutes (each kind in input order). Every condition has
    * lastTransitionTime `transitionTime`, unless it is carried over from `previous`.
    */
   readonly statuses: ObjectStatus[];
@@ -56,6 +91,12 @@ export interface GatewayTranslator {
  */
 export function createGatewayTranslator(): GatewayTranslator {
   const routeMemo: RouteMemo = new WeakMap();
+  const memos = {
+    grpc: new WeakMap() as RouteMemo<GRPCRoute, TranslatedRoute>,
+    tls: new WeakMap() as RouteMemo<TLSRoute, L4Translation>,
+    tcp: new WeakMap() as RouteMemo<TCPRoute, L4Translation>,
+    udp: new WeakMap() as RouteMemo<UDPRoute, L4Translation>,
+  };
   const backendCache = new BackendCache();
   const routeOrder = new RouteOrderMemo();
   let previous: Ir | undefined;
@@ -77,11 +118,21 @@ export function createGatewayTranslator(): GatewayTranslator {
     gateways: new Interner<Gateway>(),
     services: new Interner<Service>(),
     endpointSlices: new Interner<EndpointSlice>(),
+    secrets: new Interner<Secret>(),
+    namespaces: new Interner<Namespace>(),
+    referenceGrants: new Interner<ReferenceGrant>(),
+    backendTLSPolicies: new Interner<BackendTLSPolicy>(),
   };
   let lastGateways:
     | {
         readonly classes: readonly GatewayClass[];
         readonly gateways: readonly Gateway[];
+        /** What listeners read besides: certificateRefs' Secrets and grants, namespaces' labels. */
+        readonly secrets: readonly Secret[];
+        readonly namespaces: readonly Namespace[];
+        readonly referenceGrants: readonly ReferenceGrant[];
+        /** reservedSockets, as JSON. */
+        readonly reserved: string;
         readonly controllerName: string;
         readonly result: GatewaysResult;
       }
@@ -99,8 +150,13 @@ export function createGatewayTranslator(): GatewayTranslator {
         gateways: interned.gateways.intern(input.gateways),
         services: interned.services.intern(input.services),
         endpointSlices: interned.endpointSlices.intern(input.endpointSlices),
+        secrets: interned.secrets.intern(input.secrets),
+        namespaces: interned.namespaces.intern(input.namespaces),
+        referenceGrants: interned.referenceGrants.intern(input.referenceGrants),
+        backendTLSPolicies: interned.backendTLSPolicies.intern(input.backendTLSPolicies),
       };
       const controllerName = options.controllerName ?? DEFAULT_CONTROLLER_NAME;
+      const reservedKey = JSON.stringify(options.reservedSockets ?? []);
       const { transitionTime } = options;
       build++;
 
@@ -108,48 +164,96 @@ export function createGatewayTranslator(): GatewayTranslator {
       const classes = processGatewayClasses(objects.gatewayClasses, controllerName, transitionTime);
       const classNames = new Set(objects.gatewayClasses.map((c) => c.metadata?.name ?? ''));
 
-      // 2+3. Gateways of our classes: listeners checked one by one, addresses bound, then hostname
-      // conflicts found across every Gateway that shares a socket (they merge into one IR listener).
-      // The result depends on the classes, the Gateways and the controllerName alone; while they are the
-      // same objects it is reused, with its attachedRoutes counts reset, so that the route memo (which
-      // holds its listeners) stays valid.
+      // 2+3. Gateways of our classes: listeners checked one by one (protocol, TLS certificateRefs with
+      // their Secrets and ReferenceGrants, route kinds, namespace selectors), addresses bound, then
+      // protocol and hostname conflicts found across every Gateway that shares a socket (they merge into
+      // one IR listener). The result depends on the classes, the Gateways, the Secrets, Namespaces and
+      // ReferenceGrants and the controllerName alone; while they are the same objects it is reused, with
+      // its attachedRoutes counts reset, so that the route memo (which holds its listeners) stays valid.
       let gateways: GatewaysResult;
       if (
         lastGateways !== undefined &&
         lastGateways.controllerName === controllerName &&
         sameItems(lastGateways.classes, objects.gatewayClasses) &&
-        sameItems(lastGateways.gateways, objects.gateways)
+        sameItems(lastGateways.gateways, objects.gateways) &&
+        sameItems(lastGateways.secrets, objects.secrets) &&
+        sameItems(lastGateways.namespaces, objects.namespaces) &&
+        sameItems(lastGateways.referenceGrants, objects.referenceGrants) &&
+        lastGateways.reserved === reservedKey
       ) {
         gateways = lastGateways.result;
         for (const g of gateways.gateways.values()) for (const l of g.listeners) l.attachedRoutes = 0;
       } else {
-        gateways = processGateways(objects.gateways, classes.classes, classNames);
+        gateways = processGateways(objects.gateways, classes.classes, classNames, {
+          secrets: objects.secrets,
+          namespaces: objects.namespaces,
+          referenceGrants: objects.referenceGrants,
+          reservedSockets: options.reservedSockets ?? [],
+        });
         lastGateways = {
+          reserved: reservedKey,
           classes: [...objects.gatewayClasses],
           gateways: [...objects.gateways],
+          secrets: [...objects.secrets],
+          namespaces: [...objects.namespaces],
+          referenceGrants: [...objects.referenceGrants],
           controllerName,
           result: gateways,
         };
       }
 
       // 4. Backends: Services and EndpointSlices indexed; IR backends built on demand, memoised.
-      const backends = new BackendIndex(objects.services, objects.endpointSlices, backendCache);
-
-      // 5. HTTPRoutes: attached to listeners (which counts attachedRoutes, so it precedes Gateway status),
-      // rules translated once per route object.
-      const routes = processHttpRoutes(objects.httpRoutes, gateways, backends, routeMemo, {
-        controllerName,
-        transitionTime,
+      // ReferenceGrants decide which cross-namespace backendRefs resolve; BackendTLSPolicies (with their
+      // CA ConfigMaps) give backends TLS.
+      const backendTls = new BackendTlsIndex(objects.backendTLSPolicies, objects.configMaps);
+      const backends = new BackendIndex(objects.services, objects.endpointSlices, backendCache, {
+        referenceGrants: objects.referenceGrants,
+        tls: backendTls,
       });
+
+      // 5. Routes of every kind: attached to listeners (which counts attachedRoutes, so it precedes
+      // Gateway status), rules translated once per route object. HTTPRoutes and GRPCRoutes become IR
+      // routes on virtual hosts; TLSRoutes, TCPRoutes and UDPRoutes IR L4 routes on their listeners.
+      const routeOptions = { controllerName, transitionTime };
+      const httpRoutes = processHttpRoutes(objects.httpRoutes, gateways, backends, routeMemo, routeOptions);
+      const routesOf = <R extends RouteObject, T extends RouteTranslation>(
+        kind: RouteKind<R, T>,
+        list: readonly R[],
+        memo: RouteMemo<R, T>,
+      ) => processRoutes(kind, list, gateways, backends, memo, routeOptions);
+      const grpcRoutes = routesOf(GRPC_ROUTE_KIND, objects.grpcRoutes, memos.grpc);
+      const tlsRoutes = routesOf(TLS_ROUTE_KIND, objects.tlsRoutes, memos.tls);
+      const tcpRoutes = routesOf(TCP_ROUTE_KIND, objects.tcpRoutes, memos.tcp);
+      const udpRoutes = routesOf(UDP_ROUTE_KIND, objects.udpRoutes, memos.udp);
+      const kinds = [httpRoutes, grpcRoutes, tlsRoutes, tcpRoutes, udpRoutes];
+      const routes = {
+        routes: [...httpRoutes.routes, ...grpcRoutes.routes] as readonly RouteState[],
+        l4: [...tlsRoutes.routes, ...tcpRoutes.routes, ...udpRoutes.routes] as readonly L4RouteState[],
+        statuses: kinds.flatMap((k) => k.statuses as readonly RouteMemoEntry[]),
+        duplicates: kinds.some((k) => k.duplicates),
+      };
 
       // 6. Gateway status, now that attachedRoutes is known.
       const gatewayStatus = gatewayStatuses(gateways.gateways.values(), transitionTime);
 
+      // 6b. BackendTLSPolicy status, per Gateway through which routes reach a Service it targets.
+      const policyStatus =
+        backendTls.policies.length === 0
+          ? []
+          : backendTls.statuses(
+              serviceGateways([...routes.routes, ...routes.l4]),
+              controllerName,
+              transitionTime,
+            );
+
       // 7. The IR: sockets, virtual hosts per hostname, routes in precedence order, used backends.
-      const assembled = assembleIr(gateways.gateways.values(), routes.routes, backends, {
-        order: routeOrder,
-        unique: !routes.duplicates,
-      });
+      const assembled = assembleIr(
+        gateways.gateways.values(),
+        routes.routes,
+        backends,
+        { order: routeOrder, unique: !routes.duplicates },
+        l4Attachments(routes.l4),
+      );
       backendCache.commit();
       routeOrder.commit();
 
@@ -164,7 +268,7 @@ export function createGatewayTranslator(): GatewayTranslator {
       // When `previous` is what the last call returned, a route whose memo entry was reused returns the
       // very status it returned then (carrying again would give the same), and only the others are
       // carried, so this costs what changed. Otherwise every status is carried the plain way.
-      const others = [...classes.statuses, ...gatewayStatus];
+      const others = [...classes.statuses, ...gatewayStatus, ...policyStatus];
       let statuses: ObjectStatus[];
       if (
         last !== undefined &&
@@ -211,6 +315,32 @@ export function createGatewayTranslator(): GatewayTranslator {
       };
     },
   };
+}
+
+/**
+ * For each Service (`namespace/name`) some route forwards to, the Gateways (`namespace/name`) of the
+ * listeners that route attaches to: the ancestors a BackendTLSPolicy for the Service reports on.
+ */
+function serviceGateways(states: readonly (RouteState | L4RouteState)[]): (service: string) => string[] {
+  const byService = new Map<string, Set<string>>();
+  for (const state of states) {
+    if (state.attachments.length === 0) continue;
+    const services = new Set<string>();
+    for (const rule of state.translated.rules) {
+      const backends =
+        'backends' in rule
+          ? rule.backends
+          : rule.routes.flatMap((r) => (r.route.action.kind === 'forward' ? r.route.action.backends : []));
+      for (const b of backends) services.add(b.backend.split('/').slice(0, 2).join('/'));
+    }
+    for (const service of services) {
+      const gateways = byService.get(service) ?? new Set<string>();
+      byService.set(service, gateways);
+      for (const a of state.attachments)
+        gateways.add(`${a.listener.gateway.namespace}/${a.listener.gateway.name}`);
+    }
+  }
+  return (service) => [...(byService.get(service) ?? [])];
 }
 
 function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {

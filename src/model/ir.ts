@@ -169,7 +169,12 @@ export interface IrDirectResponseAction {
   readonly body?: string;
 }
 
-/** An HTTP redirect answered by Envoy itself. Absent parts keep the request's own. */
+/**
+ * An HTTP redirect answered by Envoy itself. Absent parts keep the request's own: its scheme, its Host,
+ * its path. An absent `port` is the port the request came in on, i.e. its listener's (the Gateway API's
+ * rule when neither port nor scheme is given); the output writes it into Location only where needed (a
+ * new hostname on a non-default port). A default port (http 80, https 443) is left out of Location.
+ */
 export interface IrRedirectAction {
   readonly kind: 'redirect';
   readonly scheme?: 'http' | 'https';

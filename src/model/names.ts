@@ -21,16 +21,20 @@ import { isIP } from 'node:net';
  * HTTPRoute and a TCPRoute yields two clusters, each configured for its protocol.
  */
 export function backendName(namespace: string, service: string, port: number, protocol?: string): string {
-  return protocol === undefined ? `${namespace}/${service}/${port}` : `${namespace}/${service}/${port}/${protocol}`;
+  return protocol === undefined
+    ? `${namespace}/${service}/${port}`
+    : `${namespace}/${service}/${port}/${protocol}`;
 }
 
 /**
  * One bound socket: `listener/0.0.0.0/8080`; IPv6 addresses are bracketed, `listener/[::1]/8080`, so the
- * address's colons cannot be mistaken for the port separator when the name is read back.
+ * address's colons cannot be mistaken for the port separator when the name is read back. A UDP socket
+ * is another socket than the TCP one on the same address and port (the kernel binds them apart), so
+ * it is named with `/udp` after it: `listener/0.0.0.0/53/udp`.
  */
-export function listenerName(address: string, port: number): string {
+export function listenerName(address: string, port: number, transport: 'tcp' | 'udp' = 'tcp'): string {
   const host = isIP(address) === 6 ? `[${address}]` : address;
-  return `listener/${host}/${port}`;
+  return transport === 'udp' ? `listener/${host}/${port}/udp` : `listener/${host}/${port}`;
 }
 
 /** The RDS route configuration of a listener has the listener's name: there is exactly one per listener. */
@@ -60,4 +64,25 @@ export function routeName(
   match: number,
 ): string {
   return `${kind.toLowerCase()}/${namespace}/${name}/rule/${rule}/match/${match}`;
+}
+
+/**
+ * One rule of a connection-level route object (TLSRoute, TCPRoute, UDPRoute), which has no matches:
+ * `tcproute/ns/name/rule/0`.
+ */
+export function l4RouteName(kind: string, namespace: string, name: string, rule: number): string {
+  return `${kind.toLowerCase()}/${namespace}/${name}/rule/${rule}`;
+}
+
+/**
+ * A route an Ingress makes besides its paths: `ingress/ns/name/default-backend` (its spec.defaultBackend)
+ * and `ingress/ns/name/tls-unavailable` (the 503 for hosts whose TLS Secret is missing or invalid). Its
+ * paths are named with routeName (`ingress/ns/name/rule/0/match/1`: rule 0, path 1).
+ */
+export function ingressRouteName(
+  namespace: string,
+  name: string,
+  what: 'default-backend' | 'tls-unavailable',
+): string {
+  return `ingress/${namespace}/${name}/${what}`;
 }

@@ -57,7 +57,8 @@ export function validate(ir: Ir): IrError[] {
   ir.listeners.forEach((l, i) => {
     const p = `listeners[${i}]`;
     validateListener(l, p, err, backendNames, secretNames);
-    const bind = `${l.address}:${l.port}`;
+    // UDP and TCP sockets on one address and port are distinct binds.
+    const bind = `${l.address}:${l.port}${l.protocol === 'UDP' ? '/udp' : ''}`;
     const other = binds.get(bind);
     if (other !== undefined)
       err(IrErrorCode.DuplicateBind, p, `listener ${l.name} binds ${bind}, as does ${other}`);
@@ -234,6 +235,9 @@ function validateRoute(r: IrRoute, p: string, err: Report, backends: Set<string>
         `${p}.retry.attempts`,
         `${r.retry.attempts} is not a non-negative integer`,
       );
+    }
+    if (r.retry.backoffMs !== undefined && !(Number.isFinite(r.retry.backoffMs) && r.retry.backoffMs >= 0)) {
+      err(IrErrorCode.InvalidWeight, `${p}.retry.backoffMs`, `${r.retry.backoffMs} is not a duration in ms`);
     }
     r.retry.statusCodes.forEach((c, i) => {
       if (!Number.isInteger(c) || c < 400 || c > 599) {

@@ -37,9 +37,9 @@ describe('scripts/setup.mjs', () => {
       envoy.source === 'ENVOY_BIN'
         ? `skein setup: ENVOY_BIN is set: using Envoy ${envoy.version} at ${envoy.path}`
         : `skein setup: Envoy ${ENVOY_VERSION} already installed at ${path.join(envoyCacheDir(), 'envoy', '_bin', 'envoy').replace(os.homedir(), '~')}`;
-    const first = await runSetup();
+    const first = await runSetup(['envoy']);
     expect(first.code).toBe(0);
-    const second = await runSetup();
+    const second = await runSetup(['envoy']);
     expect(second.code).toBe(0);
     expect(second.stdout.trim().split('\n')).toEqual([expect.stringContaining(expected)]);
     expect(second.stdout).not.toContain('installing');
@@ -51,12 +51,25 @@ describe('scripts/setup.mjs', () => {
     expect(siblings.filter((n) => n.includes('.partial-'))).toEqual([]);
   });
 
+  it('a full run after `npm test`s own setup prints one line per step and builds nothing', async () => {
+    // pretest ran every step already, so each one only checks its cache.
+    const r = await runSetup();
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/Envoy .*(already installed|ENVOY_BIN is set)/);
+    expect(lines[1]).toMatch(/Kubernetes test binaries already built/);
+    expect(lines[2]).toMatch(/eBPF datapath (up to date|skipping)|skipping the eBPF datapath/);
+    expect(r.stdout).not.toMatch(/installing|building|: built /);
+  });
+
   it('honours XDG_CACHE_HOME when finding an existing install', async () => {
     const cache = path.join(scratch.path, 'xdg');
     const bin = path.join(envoyCacheDir({ XDG_CACHE_HOME: cache }), 'envoy', '_bin');
     await mkdir(bin, { recursive: true });
     await symlink(envoy.path, path.join(bin, 'envoy'));
-    const r = await runSetup([], { ...envWithout('ENVOY_BIN'), XDG_CACHE_HOME: cache });
+    const r = await runSetup(['envoy'], { ...envWithout('ENVOY_BIN'), XDG_CACHE_HOME: cache });
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(
       `skein setup: Envoy ${ENVOY_VERSION} already installed at ${path.join(bin, 'envoy')}\n`,
@@ -64,7 +77,7 @@ describe('scripts/setup.mjs', () => {
   });
 
   it('uses a working ENVOY_BIN instead of installing', async () => {
-    const r = await runSetup([], {
+    const r = await runSetup(['envoy'], {
       ...process.env,
       ENVOY_BIN: envoy.path,
       XDG_CACHE_HOME: path.join(scratch.path, 'unused'),
@@ -78,7 +91,7 @@ describe('scripts/setup.mjs', () => {
 
   it('fails clearly, and non-zero, when ENVOY_BIN does not run', async () => {
     const bogus = path.join(scratch.path, 'no-such-envoy');
-    const r = await runSetup([], { ...process.env, ENVOY_BIN: bogus });
+    const r = await runSetup(['envoy'], { ...process.env, ENVOY_BIN: bogus });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`skein setup: step "envoy" failed: ENVOY_BIN=${bogus} does not run`);
     expect(r.stderr).toContain('unset it to install Envoy');

@@ -50,4 +50,43 @@ describe('dropInvalid', () => {
       }),
     ]);
   });
+
+  it('drops only the offending L4 route of a TLS listener, keeping the listener and its other routes', () => {
+    const ir: Ir = {
+      listeners: [
+        {
+          name: 'listener/0.0.0.0/443',
+          address: '0.0.0.0',
+          port: 443,
+          protocol: 'TLS',
+          virtualHosts: [],
+          tls: { mode: 'Passthrough', certificates: [] },
+          l4Routes: [
+            {
+              name: 'tlsroute/default/bad/rule/0',
+              hostnames: ['a.example.com'],
+              backends: [{ backend: 'ghost', weight: 1 }],
+            },
+            {
+              name: 'tlsroute/default/good/rule/0',
+              hostnames: ['b.example.com'],
+              backends: [{ backend: 'default/s/443/tcp', weight: 1 }],
+            },
+          ],
+        },
+      ],
+      backends: [{ name: 'default/s/443/tcp', protocol: 'tcp', endpoints: [] }],
+      secrets: [],
+    };
+    const { ir: out, diagnostics } = dropInvalid(ir);
+    expect(out.listeners.map((l) => l.l4Routes?.map((r) => r.name))).toEqual([
+      ['tlsroute/default/good/rule/0'],
+    ]);
+    expect(diagnostics).toEqual([
+      expect.objectContaining({
+        object: 'tlsroute/default/bad/rule/0',
+        field: 'listeners[0].l4Routes[0].backends[0].backend',
+      }),
+    ]);
+  });
 });

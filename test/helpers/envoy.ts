@@ -40,7 +40,9 @@ let ensured: Promise<FoundEnvoy> | undefined;
  * returns it. Call from beforeAll.
  */
 export function ensureEnvoy(): Promise<FoundEnvoy> {
-  ensured ??= runSetup().then((r) => {
+  // Only the Envoy step: the others (Kubernetes binaries, the eBPF build) have their own tests, and two
+  // workers building the addon at once would race in native/build/.
+  ensured ??= runSetup(['envoy']).then((r) => {
     if (r.code !== 0) throw new Error(`scripts/setup.mjs failed (${r.code}):\n${r.stdout}${r.stderr}`);
     return findEnvoy();
   });

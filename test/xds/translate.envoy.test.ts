@@ -47,7 +47,7 @@ function need<T>(map: Map<string, T>, name: string): T {
 
 /** The parts of a translated Listener that the conversion rewrites. */
 interface ListenerShape {
-  filterChains: {
+  filterChains?: {
     filters: {
       name: string;
       typedConfig: { rds?: { routeConfigName: string }; routeConfig?: ProtoObject };
@@ -69,7 +69,8 @@ function staticBootstrap(specs: readonly ResourceSpec[]): ProtoObject {
 
   const listeners = [...byType(specs, TypeUrl.Listener).values()].map((message) => {
     const l = structuredClone(message) as unknown as ListenerShape;
-    for (const chain of l.filterChains) {
+    // UDP listeners have no filter chains (their udp_proxy is a listener filter).
+    for (const chain of l.filterChains ?? []) {
       for (const filter of chain.filters) {
         const hcm = filter.typedConfig;
         if (filter.name !== HTTP_CONNECTION_MANAGER || hcm.rds === undefined) continue;

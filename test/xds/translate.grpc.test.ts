@@ -74,13 +74,33 @@ describe('grpc-js-xds accepts the gRPC flavour', () => {
     expect(grpcDecode(direct).error).toMatch(/unsupported action: direct_response/);
   });
 
-  it('accepts the Envoy flavour clusters and endpoints too (they are shared)', () => {
+  it('accepts the Envoy flavour clusters and endpoints too (they are shared), but for TLS backends', () => {
     for (const c of loadCases()) {
+      const tls = new Set(c.ir.backends.filter((b) => b.tls !== undefined).map((b) => b.name));
       for (const s of translateIr(c.ir, { flavor: 'envoy' })) {
         if (s.typeUrl !== TypeUrl.Cluster && s.typeUrl !== TypeUrl.ClusterLoadAssignment) continue;
+        if (tls.has(s.name)) continue;
         expect(grpcDecode(s).error, `${c.name}: ${s.typeUrl} ${s.name}`).toBeUndefined();
       }
     }
+  });
+
+  it('rejects an Envoy flavour TLS cluster (inline CAs), which is why the gRPC flavour has its own', () => {
+    const envoy = translateIr(loadCase('upstream-tls').ir, { flavor: 'envoy' });
+    const grpc = translateIr(loadCase('upstream-tls').ir, { flavor: 'grpc' });
+    const cluster = (specs: readonly ResourceSpec[]) =>
+      specs.find((s) => s.typeUrl === TypeUrl.Cluster && s.name === 'default/web/443');
+    const envoyCluster = cluster(envoy);
+    const grpcCluster = cluster(grpc);
+    if (envoyCluster === undefined || grpcCluster === undefined) throw new Error('clusters expected');
+    expect(grpcDecode(envoyCluster).error).toMatch(/ca_certificate_provider_instance unset/);
+    // The gRPC flavour: no TLS and no endpoints, so calls fail (UNAVAILABLE) rather than go in clear text.
+    expect(grpcDecode(grpcCluster).error).toBeUndefined();
+    expect(JSON.stringify(grpcCluster.message)).not.toContain('transportSocket');
+    const endpoints = grpc.find(
+      (s) => s.typeUrl === TypeUrl.ClusterLoadAssignment && s.name === 'default/web/443',
+    );
+    expect(endpoints?.message).toEqual({ clusterName: 'default/web/443' });
   });
 });
 

@@ -16,7 +16,7 @@ export interface TranslateCase {
 }
 
 /** Cases whose goldens are in the gRPC flavour; every other case is in the Envoy flavour. */
-const GRPC_CASES = new Set(['grpc-flavor']);
+const GRPC_CASES = new Set(['grpc-flavor', 'grpc-filters']);
 
 export function caseNames(): string[] {
   return readdirSync(TESTDATA)

@@ -1029,7 +1029,11 @@ const configMapSchema = z
           });
         }
         if (seen.has(key)) {
-          ctx.addIssue({ code: 'custom', path: [field, key], message: 'must not be in both data and binaryData' });
+          ctx.addIssue({
+            code: 'custom',
+            path: [field, key],
+            message: 'must not be in both data and binaryData',
+          });
         }
         seen.add(key);
         if (field === 'binaryData' && !BASE64.test(value.replace(/[\r\n]/g, ''))) {

@@ -1,6 +1,7 @@
-import type { IrBackend, IrEndpoint } from '../../model/ir.js';
+import type { IrBackend, IrEndpoint, IrUpstreamTls } from '../../model/ir.js';
 import { ExtensionType, type ProtoObject, TypeUrl } from '../proto.js';
 import type { ResourceSpec } from '../resource.js';
+import type { XdsFlavor } from './flavor.js';
 import { adsConfigSource, durationMs, endpointsKey, wrapped } from './protoValues.js';
 
 /** How long Envoy waits for a TCP connection to a backend before trying another host. */
@@ -10,8 +11,17 @@ const CONNECT_TIMEOUT_MS = 5_000;
  * One IR backend → an EDS Cluster and its ClusterLoadAssignment. The same specs serve Envoy and
  * proxyless gRPC clients (identical content, so the encoder shares the bytes), so both messages stay
  * within what gRPC's xDS clients accept.
+ *
+ * Except for backends with TLS (BackendTLSPolicy): Envoy gets the trusted CAs inline, which gRPC's xDS
+ * clients refuse (they take CAs only from certificate providers named in their own bootstrap, which
+ * Skein does not configure). So the gRPC flavour gets the cluster without TLS and without endpoints:
+ * calls to it fail with UNAVAILABLE, and never go out in clear text.
  */
-export function translateBackend(b: IrBackend): [ResourceSpec, ResourceSpec] {
+export function translateBackend(b: IrBackend, flavor: XdsFlavor = 'envoy'): [ResourceSpec, ResourceSpec] {
+  if (flavor === 'grpc' && b.tls !== undefined) {
+    const { tls: _tls, ...plain } = b;
+    return [cluster({ ...plain, endpoints: [] }), clusterLoadAssignment(b.name, [])];
+  }
   return [cluster(b), clusterLoadAssignment(b.name, b.endpoints)];
 }
 
@@ -36,8 +46,50 @@ function cluster(b: IrBackend): ResourceSpec {
     // mode is off: with no ready host Envoy answers 503 instead of sending to a pod that is not ready.
     commonLbConfig: { healthyPanicThreshold: { value: 0 } },
     ...(b.protocol === 'h2c' ? { typedExtensionProtocolOptions: h2cProtocolOptions } : {}),
+    ...(b.tls === undefined ? {} : { transportSocket: upstreamTls(b.tls, b.protocol) }),
   };
   return { typeUrl: TypeUrl.Cluster, name: b.name, message, deps: [], children: [endpointsKey(b.name)] };
+}
+
+/**
+ * Where Envoy finds the platform's trust store when the IR asks for it (`trust: system`): Envoy has no
+ * setting for "the system's CAs", only a file, and this is its path on Debian, Ubuntu, Alpine and Arch
+ * (Red Hat systems have it at /etc/pki/tls/certs/ca-bundle.crt). Envoy reads the file, not Skein. The
+ * Gateway API translator never asks for it (it reports wellKnownCACertificates as unsupported).
+ */
+export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+
+/**
+ * TLS from Envoy to a backend (BackendTLSPolicy): SNI, the trusted CAs inline, and the names the
+ * backend's certificate must carry (its `subjectAltNames`, else the SNI as a DNS name). Envoy checks
+ * the chain against the CAs and at least one name; a mismatch fails the connection (503). ALPN offers
+ * the protocol the cluster speaks, for backends that pick HTTP/2 by ALPN.
+ */
+function upstreamTls(tls: IrUpstreamTls, protocol: IrBackend['protocol']): ProtoObject {
+  const names =
+    tls.subjectAltNames.length > 0 ? tls.subjectAltNames : [{ kind: 'Hostname' as const, value: tls.sni }];
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typedConfig: {
+      '@type': ExtensionType.UpstreamTlsContext,
+      sni: tls.sni,
+      commonTlsContext: {
+        ...(protocol === 'h2c'
+          ? { alpnProtocols: ['h2'] }
+          : protocol === 'http1'
+            ? { alpnProtocols: ['http/1.1'] }
+            : {}),
+        validationContext: {
+          trustedCa:
+            tls.trust.kind === 'pem' ? { inlineString: tls.trust.pem } : { filename: SYSTEM_CA_BUNDLE },
+          matchTypedSubjectAltNames: names.map((n) => ({
+            sanType: n.kind === 'URI' ? 'URI' : 'DNS',
+            matcher: { exact: n.value },
+          })),
+        },
+      },
+    },
+  };
 }
 
 /**

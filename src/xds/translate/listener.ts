@@ -1,32 +1,45 @@
-import type { IrListener, IrRoute } from '../../model/ir.js';
+import type { IrCertificateSet, IrListener, IrRoute } from '../../model/ir.js';
 import { routeConfigName } from '../../model/names.js';
-import { ExtensionType, type ProtoObject, TypeUrl } from '../proto.js';
+import { TypeUrl } from '../proto.js';
 import type { ResourceSpec } from '../resource.js';
+import { downstreamTls, serverNames, TLS_INSPECTOR } from './downstreamTls.js';
 import { envoyHttpConnectionManager, HTTP_CONNECTION_MANAGER } from './httpConnectionManager.js';
-import { adsConfigSource, routeConfigKey, secretKey } from './protoValues.js';
-import { type TranslatedRoute, translateRoute } from './route.js';
+import { translateL4Listener } from './l4Listener.js';
+import { routeConfigKey, secretKey } from './protoValues.js';
+import { dependsOnListener, type ListenerContext, type TranslatedRoute, translateRoute } from './route.js';
 import { envoyVirtualHosts, routeConfiguration } from './routeConfiguration.js';
 
 /**
- * One IR listener → an Envoy socket Listener and its RouteConfiguration (envoy flavour). The two are
- * produced together because the route configuration is the listener's own (same name); everything else
- * they name (clusters, secrets) is referred to by name only. `routeOf` translates one IR route (see
- * routeConfiguration).
+ * One IR listener → its Envoy resources (envoy flavour). HTTP and HTTPS: a socket Listener and its
+ * RouteConfiguration, produced together because the route configuration is the listener's own (same
+ * name); everything else they name (clusters, secrets) is referred to by name only. `routeOf`
+ * translates one IR route (see routeConfiguration). TLS, TCP and UDP listeners route in the listener
+ * itself (see l4Listener.ts).
  */
 export function translateListener(
   l: IrListener,
   routeOf: (route: IrRoute) => TranslatedRoute = (r) => translateRoute(r, 'envoy'),
 ): ResourceSpec[] {
-  const secrets = l.protocol === 'HTTPS' ? (l.tls?.certificates.flatMap((c) => c.secretNames) ?? []) : [];
+  if (l.protocol === 'TLS' || l.protocol === 'TCP' || l.protocol === 'UDP') return [translateL4Listener(l)];
+  const sets = l.protocol === 'HTTPS' ? certificateSets(l.tls?.certificates ?? []) : [];
   // An HTTPS listener without a certificate cannot complete a handshake, and serving it in clear text
   // would be worse: it is not programmed at all, like a Gateway listener whose certificates are invalid.
-  if (l.protocol === 'HTTPS' && secrets.length === 0) return [];
+  if (l.protocol === 'HTTPS' && sets.length === 0) return [];
+  const secrets = [...new Set(sets.flatMap((c) => c.secretNames))];
 
   const rdsName = routeConfigName(l.name);
-  const filterChain = {
-    filters: [{ name: HTTP_CONNECTION_MANAGER, typedConfig: envoyHttpConnectionManager(l, rdsName) }],
-    ...(secrets.length > 0 ? { transportSocket: downstreamTls(secrets) } : {}),
-  };
+  // One connection manager, shared by every chain (one object, so it is encoded once).
+  const filters = [{ name: HTTP_CONNECTION_MANAGER, typedConfig: envoyHttpConnectionManager(l, rdsName) }];
+  const filterChains =
+    l.protocol === 'HTTPS'
+      ? sets.map((set) => ({
+          ...(set.hostnames.length > 0
+            ? { filterChainMatch: { serverNames: serverNames(set.hostnames) } }
+            : {}),
+          filters,
+          transportSocket: downstreamTls(set.secretNames, HTTPS_ALPN),
+        }))
+      : [{ filters }];
 
   const listener: ResourceSpec = {
     typeUrl: TypeUrl.Listener,
@@ -34,35 +47,42 @@ export function translateListener(
     message: {
       name: l.name,
       address: { socketAddress: { address: l.address, portValue: l.port } },
-      filterChains: [filterChain],
+      ...(filterChains.some((c) => 'filterChainMatch' in c) ? { listenerFilters: [TLS_INSPECTOR] } : {}),
+      filterChains,
     },
     // Envoy keeps a listener warming until its certificates arrive; sending them first avoids that.
     deps: secrets.map(secretKey),
     children: [routeConfigKey(rdsName)],
   };
-  return [listener, routeConfiguration(rdsName, envoyVirtualHosts(l.virtualHosts), 'envoy', routeOf)];
+  // Redirects depend on the listener's port and scheme (see redirectAction), so they are translated per
+  // listener; every other route goes through `routeOf` (memoised per IR route).
+  const context: ListenerContext = { port: l.port, scheme: l.protocol === 'HTTPS' ? 'https' : 'http' };
+  const routeHere = (r: IrRoute) => (dependsOnListener(r) ? translateRoute(r, 'envoy', context) : routeOf(r));
+  return [listener, routeConfiguration(rdsName, envoyVirtualHosts(l.virtualHosts), 'envoy', routeHere)];
 }
 
+/** HTTP/2 where the client offers it; the connection manager detects the protocol either way. */
+const HTTPS_ALPN = ['h2', 'http/1.1'];
+
 /**
- * TLS for an HTTPS listener: all its certificates in one filter chain, fetched over SDS. Envoy picks the
- * certificate per connection by matching the client's SNI against each certificate's names (exact, then
- * wildcard), and falls back to the first one when nothing matches or no SNI is sent.
+ * The certificate sets of an HTTPS listener, one filter chain each: a set with hostnames is chosen when
+ * the client's SNI matches one of them (`server_names`, exact or `*.` wildcard; the TLS inspector reads
+ * the SNI), the set without hostnames serves every other client, those sending no SNI included. Within a
+ * chain, Envoy picks among the set's certificates by key type and by the names in each.
  *
- * The alternative, one filter chain per certificate matched on `server_names` behind a TLS inspector,
- * needs to know which hostnames each certificate serves, which the IR does not say; and it would refuse
- * clients that send no SNI or an unlisted one instead of answering with the first certificate. With a
- * single chain there is nothing to match on, so no TLS inspector is needed either.
+ * Envoy rejects two chains with the same match, which would take the whole listener down; the IR should
+ * never hold such sets, but if it does they are merged (secrets united, in order). Sets without secrets
+ * are dropped. A listener without a set without hostnames refuses clients whose SNI matches no set.
  */
-function downstreamTls(secretNames: readonly string[]): ProtoObject {
-  return {
-    name: 'envoy.transport_sockets.tls',
-    typedConfig: {
-      '@type': ExtensionType.DownstreamTlsContext,
-      commonTlsContext: {
-        tlsCertificateSdsSecretConfigs: secretNames.map((name) => ({ name, sdsConfig: adsConfigSource })),
-        // HTTP/2 where the client offers it; the connection manager detects the protocol either way.
-        alpnProtocols: ['h2', 'http/1.1'],
-      },
-    },
-  };
+function certificateSets(sets: readonly IrCertificateSet[]): IrCertificateSet[] {
+  const byKey = new Map<string, { hostnames: string[]; secretNames: string[] }>();
+  for (const set of sets) {
+    if (set.secretNames.length === 0) continue;
+    const hostnames = serverNames(set.hostnames);
+    const key = hostnames.join(',');
+    const seen = byKey.get(key);
+    if (seen === undefined) byKey.set(key, { hostnames, secretNames: [...set.secretNames] });
+    else for (const s of set.secretNames) if (!seen.secretNames.includes(s)) seen.secretNames.push(s);
+  }
+  return [...byKey.values()];
 }

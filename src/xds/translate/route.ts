@@ -9,9 +9,15 @@ import type {
   IrStringMatch,
   IrTimeouts,
 } from '../../model/ir.js';
+import { perFilterConfig, routeActionFields } from '../filters/index.js';
+import { mirrorClusters } from '../filters/mirror.js';
+import { type ListenerContext, redirectAction } from '../filters/redirect.js';
+import { hostRewrite } from '../filters/rewrite.js';
 import type { ProtoObject } from '../proto.js';
 import type { XdsFlavor } from './flavor.js';
 import { durationMs, wrapped } from './protoValues.js';
+
+export type { ListenerContext } from '../filters/redirect.js';
 
 /**
  * IR routes → Envoy `config.route.v3.Route`s. Pure: the output depends on the route alone, and clusters
@@ -45,19 +51,35 @@ export interface TranslatedRoute {
   readonly clusters: readonly string[];
 }
 
-export function translateRoute(route: IrRoute, flavor: XdsFlavor): TranslatedRoute {
-  return flavor === 'envoy' ? envoyRoute(route) : grpcRoute(route);
+/**
+ * One IR route for one flavour. `listener` is the socket the route is served on (Envoy flavour), which
+ * only redirects depend on (see redirectAction); a route translated without one keeps Envoy's defaults.
+ */
+export function translateRoute(
+  route: IrRoute,
+  flavor: XdsFlavor,
+  listener?: ListenerContext,
+): TranslatedRoute {
+  return flavor === 'envoy' ? envoyRoute(route, listener) : grpcRoute(route);
+}
+
+/** Whether a route's translation depends on its listener (so it cannot be shared across listeners). */
+export function dependsOnListener(route: IrRoute): boolean {
+  return route.action.kind === 'redirect';
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Envoy
 
-function envoyRoute(r: IrRoute): TranslatedRoute {
+function envoyRoute(r: IrRoute, listener: ListenerContext | undefined): TranslatedRoute {
   const backends = r.action.kind === 'forward' ? liveBackends(r.action) : [];
   const invalidWeight = r.action.kind === 'forward' ? (r.action.invalidBackendWeight ?? 0) : 0;
   let action: ProtoObject;
+  let clusters: string[] = [];
   if (r.action.kind === 'directResponse') {
     action = { directResponse: directResponse(r.action) };
+  } else if (r.action.kind === 'redirect') {
+    action = { redirect: redirectAction(r.action, r.match.path, listener) };
   } else if (backends.length === 0) {
     // No valid backend takes traffic (all invalid, or every weight 0): the Gateway API's 500.
     action = { directResponse: directResponse({ kind: 'directResponse', status: 500 }) };
@@ -68,18 +90,21 @@ function envoyRoute(r: IrRoute): TranslatedRoute {
         ...clusterSpecifier([...backends, ...invalid]),
         ...(invalid.length > 0 ? { clusterNotFoundResponseCode: 'INTERNAL_SERVER_ERROR' } : {}),
         ...envoyTimeouts(r.timeouts),
-        ...hostRewrite(r.requestHeaders),
+        ...routeActionFields(r),
       },
     };
+    clusters = [...new Set([...backends.map((b) => b.backend), ...mirrorClusters(r)])];
   }
+  const typedPerFilterConfig = r.action.kind === 'forward' ? perFilterConfig(r) : undefined;
   const route = {
     name: r.name,
     match: envoyMatch(r.match),
     ...action,
+    ...(typedPerFilterConfig === undefined ? {} : { typedPerFilterConfig }),
     ...headerMutations('request', r.requestHeaders),
     ...headerMutations('response', r.responseHeaders),
   };
-  return { routes: [route], clusters: backends.map((b) => b.backend) };
+  return { routes: [route], clusters };
 }
 
 function envoyMatch(m: IrMatch): ProtoObject {
@@ -117,21 +142,16 @@ function envoyPathMatch(p: IrPathMatch): ProtoObject {
 /**
  * `timeouts.request` → `route.timeout`: Envoy's whole-request budget, covering every try. Envoy starts
  * it once the downstream request is complete, and 0 disables it, as 0 does in the Gateway API. When the
- * IR sets none, Envoy's default (15 s) stays.
+ * IR sets none, Envoy's default (15 s) stays, unless a budget per try is set: then the route timeout is
+ * disabled so that each try gets its full budget (the tries bound the request).
  *
- * `timeouts.backendRequest` → `retry_policy.per_try_timeout`: the budget of each try to the backend,
- * the initial one included. It applies even though the policy names no retry conditions (so Envoy
- * makes no retries); it is capped by the route timeout. Envoy reads a per-try timeout of 0 as unset,
- * which leaves only the route timeout: the Gateway API's "0 disables", so 0 is simply not written.
+ * `timeouts.backendRequest` is the per-try timeout of the retry policy (see filters/retry.ts).
  */
 function envoyTimeouts(t: IrTimeouts | undefined): ProtoObject {
   const { requestMs, backendRequestMs } = t ?? {};
-  return {
-    ...(requestMs !== undefined ? { timeout: durationMs(requestMs) } : {}),
-    ...(backendRequestMs !== undefined && backendRequestMs > 0
-      ? { retryPolicy: { perTryTimeout: durationMs(backendRequestMs) } }
-      : {}),
-  };
+  if (requestMs !== undefined) return { timeout: durationMs(requestMs) };
+  if (backendRequestMs !== undefined && backendRequestMs > 0) return { timeout: durationMs(0) };
+  return {};
 }
 
 /**
@@ -160,12 +180,6 @@ function headerMutations(direction: 'request' | 'response', m: IrHeaderMutation 
   };
 }
 
-/** Setting the request's `host` header is what Envoy calls a host rewrite; the last `set` wins. */
-function hostRewrite(m: IrHeaderMutation | undefined): ProtoObject {
-  const host = (m?.set ?? []).findLast((h) => h.name.toLowerCase() === 'host');
-  return host === undefined ? {} : { hostRewriteLiteral: host.value };
-}
-
 /** Whether Envoy lets route configuration add, overwrite or remove this header. */
 export function modifiable(header: string): boolean {
   return !header.startsWith(':') && header.toLowerCase() !== 'host';
@@ -192,10 +206,11 @@ function grpcRoute(r: IrRoute): TranslatedRoute {
 
   let action: ProtoObject;
   let clusters: string[];
-  const backends = r.action.kind === 'forward' ? liveBackends(r.action) : [];
+  const backends = r.action.kind === 'forward' ? liveBackends(r.action, false) : [];
   const invalidWeight = r.action.kind === 'forward' ? (r.action.invalidBackendWeight ?? 0) : 0;
   if (backends.length === 0) {
-    // A direct response, or no valid backend takes traffic: fail the call (see UNAVAILABLE_CLUSTER).
+    // A direct response or redirect, or no valid backend takes traffic: fail the call (see
+    // UNAVAILABLE_CLUSTER).
     action = { cluster: UNAVAILABLE_CLUSTER };
     clusters = [UNAVAILABLE_CLUSTER];
   } else {
@@ -204,8 +219,10 @@ function grpcRoute(r: IrRoute): TranslatedRoute {
     action = { ...clusterSpecifier([...backends, ...invalid]), ...grpcTimeouts(r.timeouts) };
     clusters = [...backends, ...invalid].map((b) => b.backend);
   }
-  // Header mutations and per-try timeouts are not implemented by proxyless clients, which ignore them;
-  // they are left out so that what is sent is what takes effect.
+  // Header mutations (per-backend ones too), per-try timeouts, rewrites, mirrors and upgrades are not
+  // implemented by proxyless clients, which ignore them; retries name HTTP statuses, which gRPC calls do
+  // not answer with; CORS is for browsers. All are left out so that what is sent is what takes effect.
+  // A redirect cannot be followed by a gRPC client: like a direct response, it fails the call.
   const routes = grpcPathMatches(m.path).map((path) => ({
     name: r.name,
     match: { ...path, ...withHeaders },
@@ -251,26 +268,53 @@ function stringMatch(m: IrStringMatch): ProtoObject {
 interface LiveBackend {
   readonly backend: string;
   readonly weight: number;
+  /** Per-backend header changes (Envoy flavour). */
+  readonly requestHeaders?: IrHeaderMutation;
+  readonly responseHeaders?: IrHeaderMutation;
 }
 
 /**
  * The backends that take traffic: weight 0 means none (a Gateway API backendRef of weight 0), and a
- * backend listed twice gets the sum of its weights, as two entries would send it that share.
+ * backend listed twice with the same per-backend header changes gets the sum of its weights, as two
+ * entries would send it that share. (With different header changes the two stay apart.) The gRPC
+ * flavour passes `perBackendHeaders` false: proxyless clients do not change headers.
  */
-function liveBackends(a: IrForwardAction): LiveBackend[] {
-  const weights = new Map<string, number>();
+function liveBackends(a: IrForwardAction, perBackendHeaders = true): LiveBackend[] {
+  const byKey = new Map<string, LiveBackend>();
   for (const b of a.backends) {
-    if (b.weight > 0) weights.set(b.backend, (weights.get(b.backend) ?? 0) + b.weight);
+    if (b.weight <= 0) continue;
+    const extra = !perBackendHeaders
+      ? {}
+      : {
+          ...(b.requestHeaders === undefined ? {} : { requestHeaders: b.requestHeaders }),
+          ...(b.responseHeaders === undefined ? {} : { responseHeaders: b.responseHeaders }),
+        };
+    const key = `${b.backend}\0${JSON.stringify(extra)}`;
+    const seen = byKey.get(key);
+    byKey.set(key, { backend: b.backend, weight: (seen?.weight ?? 0) + b.weight, ...extra });
   }
-  return [...weights].map(([backend, weight]) => ({ backend, weight }));
+  return [...byKey.values()];
 }
 
-/** One backend: `cluster`; several: `weighted_clusters` with relative weights (no total needed). */
+/**
+ * One backend: `cluster`; several, or any with its own header changes: `weighted_clusters` with relative
+ * weights (no total needed), each entry carrying its backend's header changes (Envoy applies those before
+ * the route's own), its Host rewrite included.
+ */
 function clusterSpecifier(backends: readonly LiveBackend[]): ProtoObject {
   const [only] = backends;
-  if (backends.length === 1 && only !== undefined) return { cluster: only.backend };
+  const perBackend = backends.some((b) => b.requestHeaders !== undefined || b.responseHeaders !== undefined);
+  if (backends.length === 1 && only !== undefined && !perBackend) return { cluster: only.backend };
   return {
-    weightedClusters: { clusters: backends.map((b) => ({ name: b.backend, weight: wrapped(b.weight) })) },
+    weightedClusters: {
+      clusters: backends.map((b) => ({
+        name: b.backend,
+        weight: wrapped(b.weight),
+        ...headerMutations('request', b.requestHeaders),
+        ...headerMutations('response', b.responseHeaders),
+        ...hostRewrite(undefined, b.requestHeaders),
+      })),
+    },
   };
 }
 

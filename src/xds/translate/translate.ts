@@ -41,6 +41,7 @@ export function createIrTranslator(): IrTranslator {
   const envoyListeners = new WeakMap<IrListener, readonly ResourceSpec[]>();
   const grpcListeners = new WeakMap<IrListener, readonly GrpcHost[]>();
   const backends = new WeakMap<IrBackend, readonly ResourceSpec[]>();
+  const grpcTlsBackends = new WeakMap<IrBackend, readonly ResourceSpec[]>();
   const secrets = new WeakMap<IrSecret, ResourceSpec>();
   const envoyRoutes = new WeakMap<IrRoute, TranslatedRoute>();
   const grpcRoutes = new WeakMap<IrRoute, TranslatedRoute>();
@@ -68,7 +69,14 @@ export function createIrTranslator(): IrTranslator {
         out.push(...grpcResources(ir.listeners, hostsOf));
       }
       // Clusters and endpoints: the same specs for both flavours, so node groups of either kind share bytes.
-      for (const b of ir.backends) out.push(...memo(backends, b, translateBackend));
+      // (Except TLS backends, which proxyless clients cannot verify: see translateBackend.)
+      for (const b of ir.backends) {
+        if (options.flavor === 'grpc' && b.tls !== undefined) {
+          out.push(...memo(grpcTlsBackends, b, (k) => translateBackend(k, 'grpc')));
+        } else {
+          out.push(...memo(backends, b, (k) => translateBackend(k)));
+        }
+      }
       if (options.flavor === 'grpc' && out.some(usesUnavailableCluster)) out.push(...UNAVAILABLE_RESOURCES);
       // Secrets only matter to Envoy: proxyless clients get certificates from their own providers.
       if (options.flavor === 'envoy') for (const s of ir.secrets) out.push(memo(secrets, s, translateSecret));

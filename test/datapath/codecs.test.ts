@@ -1,0 +1,141 @@
+// The codecs on their own (no kernel): exact bytes, round trips, and clear errors on bad input.
+
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { decodeAddress, encodeAddress } from '../../src/datapath/codec.js';
+import { FlowEventCodec } from '../../src/datapath/codecs/flow.js';
+import {
+  BackendCodec,
+  BackendIdCodec,
+  RevNatKeyCodec,
+  ServiceCodec,
+  ServiceKeyCodec,
+  SlotKeyCodec,
+} from '../../src/datapath/codecs/lb.js';
+import { ROOT } from './helpers.js';
+
+describe('addresses', () => {
+  it.each([
+    ['10.96.0.10', '00000000000000000000ffff0a60000a'],
+    ['127.0.0.1', '00000000000000000000ffff7f000001'],
+    ['::1', '00000000000000000000000000000001'],
+    ['::', '00000000000000000000000000000000'],
+    ['fd00:96::10', 'fd000096000000000000000000000010'],
+    ['2001:db8:0:0:1:0:0:1', '20010db8000000000001000000000001'],
+    ['1:2:3:4:5:6:7:8', '00010002000300040005000600070008'],
+  ])('%s is %s', (text, hex) => {
+    expect(encodeAddress(text).toString('hex')).toBe(hex);
+  });
+
+  it.each([
+    ['::ffff:10.96.0.10', '10.96.0.10'],
+    ['2001:0db8:0000:0000:0001:0000:0000:0001', '2001:db8::1:0:0:1'],
+    ['FD00::A', 'fd00::a'],
+    ['fe80::1%eth0', 'fe80::1'],
+    ['1:0:0:2:0:0:0:3', '1:0:0:2::3'],
+    ['1:2:3:4:5:6:7:0', '1:2:3:4:5:6:7:0'],
+  ])('%s decodes as %s (IPv4 mapped shown dotted, IPv6 as RFC 5952)', (text, canonical) => {
+    expect(decodeAddress(encodeAddress(text))).toBe(canonical);
+  });
+
+  it('refuses what is not an address', () => {
+    expect(() => encodeAddress('10.96.0.300')).toThrow('Cannot encode "10.96.0.300" as an address');
+    expect(() => encodeAddress('svc.example')).toThrow(/not an IPv4 or IPv6 address/);
+  });
+});
+
+describe('LB codecs', () => {
+  it('encode a service key with the port and address in network order, padding zero', () => {
+    const b = ServiceKeyCodec.encode({ address: '10.96.0.10', port: 80, protocol: 'TCP' });
+    expect(b.toString('hex')).toBe('00000000000000000000ffff0a60000a' + '0050' + '06' + '00');
+    expect(ServiceKeyCodec.decode(b)).toEqual({ address: '10.96.0.10', port: 80, protocol: 'TCP' });
+    expect(ServiceKeyCodec.encode({ address: '10.96.0.10', port: 53, protocol: 'UDP' })[18]).toBe(17);
+  });
+
+  it('encode ids and counts in host order', () => {
+    expect(ServiceCodec.encode({ id: 0x01020304, count: 2 }).toString('hex')).toBe(
+      '04030201' + '0200' + '0000',
+    );
+    expect(SlotKeyCodec.encode({ serviceId: 1, slot: 2 }).toString('hex')).toBe('0100000002000000');
+    expect(BackendIdCodec.encode(7).toString('hex')).toBe('07000000');
+    expect(BackendCodec.size).toBe(20);
+    expect(RevNatKeyCodec.size).toBe(32);
+    const key = { cookie: 0x1122334455667788n, address: '127.0.0.1', port: 8080 };
+    expect(RevNatKeyCodec.decode(RevNatKeyCodec.encode(key))).toEqual(key);
+  });
+
+  it('refuse values that do not fit, naming the codec and the problem', () => {
+    expect(() => ServiceKeyCodec.encode({ address: '10.0.0.1', port: 70000, protocol: 'TCP' })).toThrow(
+      'Cannot encode 70000 as a port',
+    );
+    expect(() =>
+      ServiceKeyCodec.encode({ address: '10.0.0.1', port: 80, protocol: 'SCTP' as 'TCP' }),
+    ).toThrow('Cannot encode "SCTP": it is not one of TCP, UDP');
+    expect(() => ServiceCodec.encode({ id: -1, count: 0 })).toThrow('Cannot encode -1 as a u32');
+    expect(() => ServiceCodec.decode(Buffer.alloc(7))).toThrow(
+      'Cannot decode Service: it has 8 bytes, the buffer 7',
+    );
+  });
+});
+
+describe('flow events', () => {
+  it('decode every field of a raw event', () => {
+    const b = Buffer.alloc(FlowEventCodec.size);
+    b.writeBigUInt64LE(123n, 0);
+    b.writeBigUInt64LE(456n, 8);
+    encodeAddress('127.0.0.1').copy(b, 16);
+    encodeAddress('127.0.0.2').copy(b, 32);
+    encodeAddress('10.96.0.10').copy(b, 48);
+    b.writeUInt16BE(40000, 64);
+    b.writeUInt16BE(8080, 66);
+    b.writeUInt16BE(80, 68);
+    b.set([6, 1, 1, 1], 70);
+    b.writeUInt32LE(3, 76);
+    b.writeUInt32LE(100, 80);
+    b.writeUInt32LE(200, 84);
+    expect(FlowEventCodec.decode(b)).toEqual({
+      timestampNs: 123n,
+      cookie: 456n,
+      source: '127.0.0.1',
+      destination: '127.0.0.2',
+      originalDestination: '10.96.0.10',
+      sourcePort: 40000,
+      destinationPort: 8080,
+      originalDestinationPort: 80,
+      protocol: 6,
+      verdict: 'translated',
+      reason: 'lbBackend',
+      hook: 'connect4',
+      ifindex: 3,
+      sourceIdentity: 100,
+      destinationIdentity: 200,
+    });
+    b[72] = 200;
+    expect(() => FlowEventCodec.decode(b)).toThrow(/Cannot decode 200: it is not one of/);
+  });
+});
+
+describe('the datapath stays optional', () => {
+  it('is imported by nothing outside src/datapath, so `skein up` never loads the addon', async () => {
+    const offenders: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      for (const e of await readdir(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) {
+          if (p !== path.join(ROOT, 'src/datapath')) await walk(p);
+        } else if (e.name.endsWith('.ts') && /from '[^']*datapath\//.test(await readFile(p, 'utf8'))) {
+          offenders.push(path.relative(ROOT, p));
+        }
+      }
+    };
+    await walk(path.join(ROOT, 'src'));
+    expect(offenders).toEqual([]);
+  });
+
+  it('loads the addon lazily: importing the wrapper does not touch it', async () => {
+    const src = await readFile(path.join(ROOT, 'src/datapath/addon.ts'), 'utf8');
+    expect(src).not.toMatch(/^import .*\.node'/m);
+    expect(src).toMatch(/createRequire\(import\.meta\.url\)\(ADDON_PATH\)/);
+  });
+});
