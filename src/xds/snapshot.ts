@@ -42,11 +42,17 @@ export interface ConsistencyError {
  */
 export function checkConsistency(s: Snapshot): ConsistencyError[] {
   const errors: ConsistencyError[] = [];
-  const referenced = new Set<string>();
+  // Only a cluster names endpoints, and only a listener names a route configuration: a route
+  // configuration's deps on endpoints do not keep endpoints without a cluster alive.
+  const named = new Set<string>();
   for (const m of s.resources.values()) {
     for (const r of m.values()) {
       for (const d of [...r.deps, ...r.children]) {
-        referenced.add(`${d.typeUrl} ${d.name}`);
+        if (
+          (d.typeUrl === TypeUrl.ClusterLoadAssignment && r.typeUrl === TypeUrl.Cluster) ||
+          (d.typeUrl === TypeUrl.RouteConfiguration && r.typeUrl === TypeUrl.Listener)
+        )
+          named.add(`${d.typeUrl} ${d.name}`);
         if (!s.resources.get(d.typeUrl)?.has(d.name)) {
           errors.push({
             code: 'SKEIN_XDS_DANGLING_REF',
@@ -58,7 +64,7 @@ export function checkConsistency(s: Snapshot): ConsistencyError[] {
   }
   for (const t of [TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration] as const) {
     for (const name of s.resources.get(t)?.keys() ?? []) {
-      if (!referenced.has(`${t} ${name}`)) {
+      if (!named.has(`${t} ${name}`)) {
         const by = t === TypeUrl.ClusterLoadAssignment ? 'cluster' : 'listener';
         errors.push({ code: 'SKEIN_XDS_ORPHAN', message: `${t} "${name}" is not referenced by any ${by}` });
       }

@@ -3,7 +3,14 @@ import { SnapshotCache } from '../../src/xds/cache.js';
 import { TypeUrl } from '../../src/xds/proto.js';
 import { ResourceEncoder } from '../../src/xds/resource.js';
 import { createSnapshot, type Snapshot } from '../../src/xds/snapshot.js';
-import { clusterSpec, listenerSpec, meshSnapshot, routeSpec } from './serverFixtures.js';
+import {
+  clusterSpec,
+  endpointsSpec,
+  listenerSpec,
+  meshResources,
+  meshSnapshot,
+  routeSpec,
+} from './serverFixtures.js';
 
 const mesh = {
   clusters: { a: 8001 },
@@ -32,6 +39,48 @@ describe('SnapshotCache', () => {
     expect(errors.some((e) => e.message.includes(TypeUrl.ClusterLoadAssignment))).toBe(true);
     expect(cache.getSnapshot('default')).toBe(good);
     expect(seen).toEqual([good]);
+  });
+
+  it('refuses endpoints no cluster names and a route configuration no listener names (SKEIN_XDS_ORPHAN)', () => {
+    const enc = new ResourceEncoder();
+    const cache = new SnapshotCache();
+    const good = meshSnapshot(enc, mesh);
+    expect(cache.setSnapshot('default', good)).toEqual([]);
+    const seen: Snapshot[] = [];
+    cache.watch('default', (s) => seen.push(s));
+
+    // Every reference resolves (no DANGLING_REF), but two resources hang from nothing.
+    const orphans = createSnapshot([
+      ...meshResources(enc, mesh),
+      enc.encode(endpointsSpec('stray', 8009)),
+      enc.encode(routeSpec('rc2', ['a'])),
+    ]);
+    const errors = cache.setSnapshot('default', orphans);
+    expect(errors).toEqual([
+      {
+        code: 'SKEIN_XDS_ORPHAN',
+        message: `${TypeUrl.ClusterLoadAssignment} "stray" is not referenced by any cluster`,
+      },
+      {
+        code: 'SKEIN_XDS_ORPHAN',
+        message: `${TypeUrl.RouteConfiguration} "rc2" is not referenced by any listener`,
+      },
+    ]);
+    // Nothing published, nobody told.
+    expect(cache.getSnapshot('default')).toBe(good);
+    expect(seen).toEqual([]);
+
+    // A route configuration's deps do not count as naming endpoints: only a cluster's children do.
+    const namedByRouteOnly = createSnapshot(
+      [
+        clusterSpec('a'),
+        endpointsSpec('a', 8001),
+        endpointsSpec('b', 8002),
+        { ...routeSpec('rc', ['a']), deps: [{ typeUrl: TypeUrl.ClusterLoadAssignment, name: 'b' }] },
+        listenerSpec('l1', 10000, 'rc'),
+      ].map((s) => enc.encode(s)),
+    );
+    expect(cache.setSnapshot('default', namedByRouteOnly).map((e) => e.code)).toEqual(['SKEIN_XDS_ORPHAN']);
   });
 
   it('does not notify for a snapshot with the same versions', () => {
