@@ -446,7 +446,13 @@ export class XdsStream {
   #pump(): void {
     const snapshot = this.#snapshot;
     if (this.#closed || snapshot === undefined) return;
-    let refs = this.#ordered ? this.#references() : new Set<string>();
+    // What the client's resources refer to matters only for a name it holds but should no longer have
+    // (break after make), which is rare: compute it on first need, and again after each send.
+    let refs: Set<string> | undefined;
+    const references = (): Set<string> => {
+      refs ??= this.#ordered ? this.#references() : new Set<string>();
+      return refs;
+    };
     const deps: DepContext = {
       acked: (d: ResourceKey) => this.#types.get(d.typeUrl)?.acked.has(d.name) ?? false,
       holds: (d: ResourceKey) => this.#types.get(d.typeUrl)?.held.has(d.name) ?? false,
@@ -462,7 +468,7 @@ export class XdsStream {
         desired,
         held: st.held,
         ready: this.#ordered ? (r) => depsReady(r, deps) : () => true,
-        referenced: (name) => refs.has(refKey(t, name)),
+        referenced: (name) => references().has(refKey(t, name)),
       });
       // A wildcard subscriber gets a first response even when empty: Envoy waits for it to initialize.
       const firstWildcard = !st.answered && st.wildcard;
@@ -470,7 +476,7 @@ export class XdsStream {
       const version = heldVersion(target);
       if (version === st.rejected) continue;
       this.#send(st, target, version);
-      if (this.#ordered) refs = this.#references();
+      refs = undefined;
     }
   }
 

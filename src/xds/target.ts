@@ -75,14 +75,25 @@ export function heldVersion(set: HeldSet): string {
   return versionOf([...set].map(([name, h]) => ({ name, version: h.version })));
 }
 
+/** Per resource (shared by every stream), the `refKey`s of its deps and children, built once. */
+const refKeysCache = new WeakMap<XdsResource, readonly string[]>();
+
+function refKeysOf(r: XdsResource): readonly string[] {
+  let keys = refKeysCache.get(r);
+  if (keys === undefined) {
+    keys = [...r.deps, ...r.children].map((k) => refKey(k.typeUrl, k.name));
+    refKeysCache.set(r, keys);
+  }
+  return keys;
+}
+
 /** Every resource the given sets name in deps or children, as `refKey`s. */
 export function referencedKeys(sets: Iterable<HeldSet>): Set<string> {
   const out = new Set<string>();
   for (const set of sets) {
     for (const h of set.values()) {
       if (h.resource === undefined) continue;
-      for (const k of h.resource.deps) out.add(refKey(k.typeUrl, k.name));
-      for (const k of h.resource.children) out.add(refKey(k.typeUrl, k.name));
+      for (const k of refKeysOf(h.resource)) out.add(k);
     }
   }
   return out;
