@@ -97,6 +97,12 @@ export const RouteReason = {
   NoMatchingListenerHostname: 'NoMatchingListenerHostname',
   NoMatchingParent: 'NoMatchingParent',
   UnsupportedValue: 'UnsupportedValue',
+  /**
+   * Not in the spec's list for Accepted (which lets controllers raise others): an HTTPRoute and a
+   * GRPCRoute share a hostname on a listener, which the GRPCRoute spec forbids without naming a reason;
+   * the newer one is not accepted there, named like the listeners' HostnameConflict.
+   */
+  HostnameConflict: 'HostnameConflict',
   ResolvedRefs: 'ResolvedRefs',
   RefNotPermitted: 'RefNotPermitted',
   InvalidKind: 'InvalidKind',

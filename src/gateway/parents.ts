@@ -34,8 +34,15 @@ export interface Attachment {
 }
 
 export interface ParentResult {
+  /** The listeners the parentRef attaches to; empty when it is not accepted. */
   readonly attachments: readonly Attachment[];
+  /**
+   * Accepted, as far as this route alone tells (conflicts with other routes come later). When ok, the
+   * message is a stand-in: the status names the listeners it keeps (see acceptedMessage).
+   */
   readonly accepted: { readonly ok: boolean; readonly reason: string; readonly message: string };
+  /** `namespace/name` of the Gateway. */
+  readonly gateway: string;
 }
 
 /**
@@ -43,6 +50,13 @@ export interface ParentResult {
  * not ours (another controller's Gateway, another kind of parent). sectionName and port select
  * listeners; allowedRoutes must admit the kind and the namespace; `hostnames` (the route's; undefined
  * for kinds that have none) must intersect the listener's hostname.
+ *
+ * Attachment is about the parentRef, allowedRoutes and hostnames alone: a route attached to a listener
+ * that is not programmed (a conflict, a certificate that does not resolve) is still attached and
+ * Accepted, and counts toward attachedRoutes (the spec: "Listener or Route status does not impact
+ * successful attachment"; a route's availability "is also subject to the Gateway's own status
+ * conditions and listener status"). Only a Gateway that is itself rejected (its class is not accepted,
+ * an infrastructure parametersRef, an address type Skein cannot bind) accepts no route.
  */
 export function resolveParent(
   ref: ParentRef,
@@ -58,6 +72,7 @@ export function resolveParent(
   const fail = (reason: string, message: string): ParentResult => ({
     attachments: [],
     accepted: { ok: false, reason, message },
+    gateway: key,
   });
   if (gw === undefined) {
     if (gateways.allGateways.has(key)) return undefined;
@@ -75,6 +90,12 @@ export function resolveParent(
       ref.port === undefined ? undefined : `on port ${ref.port}`,
     ].filter((x) => x !== undefined);
     return fail(RouteReason.NoMatchingParent, `Gateway ${key} has no listener ${by.join(' ')}`);
+  }
+  if (gw.rejected !== undefined) {
+    return fail(
+      RouteReason.NoMatchingParent,
+      `Gateway ${key} is not accepted (${gw.rejected.reason}), so it takes no routes: ${gw.rejected.message}`,
+    );
   }
 
   const allowed = selected.filter((l) => admitsRoute(l, kind, routeNamespace));
@@ -97,28 +118,46 @@ export function resolveParent(
       `no hostname of the route (${(hostnames ?? []).join(', ')}) matches a listener of Gateway ${key} it may attach to`,
     );
   }
-
-  // Attached (and counted); but a route is only Accepted if a listener it is on actually serves it.
-  if (!attachments.some((a) => listenerProgrammed(a.listener))) {
-    const why = attachments.map((a) => `${a.listener.name} (${listenerWhy(a.listener)})`).join(', ');
-    return {
-      attachments,
-      accepted: {
-        ok: false,
-        reason: RouteReason.NoMatchingParent,
-        message: `no listener it attaches to is programmed: ${why}`,
-      },
-    };
-  }
-  const on = attachments.filter((a) => listenerProgrammed(a.listener)).map((a) => a.listener.name);
   return {
     attachments,
-    accepted: {
-      ok: true,
-      reason: RouteReason.Accepted,
-      message: `attached to Gateway ${key} listener(s) ${on.join(', ')}`,
-    },
+    accepted: { ok: true, reason: RouteReason.Accepted, message: `attached to Gateway ${key}` },
+    gateway: key,
   };
+}
+
+/**
+ * The message of an Accepted=True parent: the listeners it is attached to, and for each that carries
+ * none of its traffic, why (the listener is not programmed; an older route holds it, `unserved`), and
+ * the listeners it lost to a route of the other kind (`lost`).
+ */
+export function acceptedMessage(
+  gateway: string,
+  kept: readonly Attachment[],
+  unserved: ReadonlyMap<ListenerState, string>,
+  lost: readonly string[],
+): string {
+  const notes: string[] = [];
+  /** Listeners that are not programmed, grouped by why. */
+  const idle = new Map<string, string[]>();
+  for (const a of kept) {
+    if (!listenerProgrammed(a.listener)) {
+      const why = listenerWhy(a.listener);
+      idle.set(why, [...(idle.get(why) ?? []), a.listener.name]);
+    } else {
+      const why = unserved.get(a.listener);
+      if (why !== undefined) notes.push(why);
+    }
+  }
+  for (const [why, names] of idle) {
+    notes.push(
+      names.length === 1
+        ? `listener ${names[0]} is not programmed (${why}), so it serves nothing yet`
+        : `listeners ${names.join(', ')} are not programmed (${why}), so they serve nothing yet`,
+    );
+  }
+  notes.push(...lost);
+  const names = kept.map((a) => a.listener.name).join(', ');
+  return [`attached to Gateway ${gateway} listener(s) ${names}`, ...notes].join('; ');
 }
 
 /** The parentRef as status echoes it, with the API server's defaults for group and kind filled in. */

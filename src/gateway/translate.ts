@@ -25,9 +25,12 @@ import { processGatewayClasses } from './gatewayClasses.js';
 import { gatewayStatuses } from './gatewayStatus.js';
 import { GRPC_ROUTE_KIND } from './grpcRoutes.js';
 import {
+  finishRoutes,
   processHttpRoutes,
   processRoutes,
+  type RouteFinal,
   type RouteKind,
+  type RouteLosses,
   type RouteMemo,
   type RouteMemoEntry,
   type RouteObject,
@@ -45,6 +48,7 @@ import {
   UDP_ROUTE_KIND,
 } from './l4Routes.js';
 import { type GatewaysResult, processGateways, type ReservedSocket } from './listeners.js';
+import { kindConflicts } from './routeConflicts.js';
 import type { TranslatedRoute } from './routeRules.js';
 
 /** The controllerName Skein answers to unless told otherwise. */
@@ -112,7 +116,7 @@ export function createGatewayTranslator(): GatewayTranslator {
       }
     | undefined;
   /** The memo entry of each route id the last call returned a status for (stale ones tell by `build`). */
-  let routesById = new Map<string, RouteMemoEntry>();
+  let routesById = new Map<string, RouteFinal>();
   const interned = {
     gatewayClasses: new Interner<GatewayClass>(),
     gateways: new Interner<Gateway>(),
@@ -211,10 +215,10 @@ export function createGatewayTranslator(): GatewayTranslator {
         tls: backendTls,
       });
 
-      // 5. Routes of every kind: attached to listeners (which counts attachedRoutes, so it precedes
-      // Gateway status), rules translated once per route object. HTTPRoutes and GRPCRoutes become IR
-      // routes on virtual hosts; TLSRoutes, TCPRoutes and UDPRoutes IR L4 routes on their listeners.
-      const routeOptions = { controllerName, transitionTime };
+      // 5. Routes of every kind, each on its own: attached to listeners, rules translated once per route
+      // object. HTTPRoutes and GRPCRoutes become IR routes on virtual hosts; TLSRoutes, TCPRoutes and
+      // UDPRoutes IR L4 routes on their listeners.
+      const routeOptions = { controllerName };
       const httpRoutes = processHttpRoutes(objects.httpRoutes, gateways, backends, routeMemo, routeOptions);
       const routesOf = <R extends RouteObject, T extends RouteTranslation>(
         kind: RouteKind<R, T>,
@@ -226,10 +230,35 @@ export function createGatewayTranslator(): GatewayTranslator {
       const tcpRoutes = routesOf(TCP_ROUTE_KIND, objects.tcpRoutes, memos.tcp);
       const udpRoutes = routesOf(UDP_ROUTE_KIND, objects.udpRoutes, memos.udp);
       const kinds = [httpRoutes, grpcRoutes, tlsRoutes, tcpRoutes, udpRoutes];
+
+      // 5b. What routes take from each other: an HTTPRoute and a GRPCRoute that share a hostname on a
+      // listener (the older one keeps it, the other is not accepted there); a TCP or UDP port, or a TLS
+      // server name, that an older route holds (the others stay accepted but carry nothing there).
+      const l4States = [
+        ...tlsRoutes.routes,
+        ...tcpRoutes.routes,
+        ...udpRoutes.routes,
+      ] as readonly L4RouteState[];
+      const l4 = l4Attachments(l4States);
+      const losses = new Map<RouteState, RouteLosses>();
+      for (const [state, rejected] of kindConflicts(httpRoutes.routes, grpcRoutes.routes))
+        losses.set(state, { rejected });
+      for (const [state, unserved] of l4.unserved) losses.set(state as unknown as RouteState, { unserved });
+
+      // 5c. Each route's status, and the attachedRoutes counts of its parents with Accepted=True (so this
+      // precedes Gateway status).
+      const finishOptions = { controllerName, transitionTime };
+      const httpFinal = finishRoutes(httpRoutes.entries, losses, finishOptions);
+      const grpcFinal = finishRoutes(grpcRoutes.entries, losses, finishOptions);
+      const l4Final = [tlsRoutes, tcpRoutes, udpRoutes].flatMap((k) =>
+        finishRoutes(k.entries as readonly RouteMemoEntry[], losses, finishOptions),
+      );
       const routes = {
-        routes: [...httpRoutes.routes, ...grpcRoutes.routes] as readonly RouteState[],
-        l4: [...tlsRoutes.routes, ...tcpRoutes.routes, ...udpRoutes.routes] as readonly L4RouteState[],
-        statuses: kinds.flatMap((k) => k.statuses as readonly RouteMemoEntry[]),
+        routes: [...httpFinal.map((f) => f.state), ...grpcFinal.map((f) => f.state)] as readonly RouteState[],
+        l4: l4States,
+        statuses: [...httpFinal, ...grpcFinal, ...l4Final].filter(
+          (f) => f.status !== undefined,
+        ) as RouteFinal[],
         duplicates: kinds.some((k) => k.duplicates),
       };
 
@@ -252,7 +281,7 @@ export function createGatewayTranslator(): GatewayTranslator {
         routes.routes,
         backends,
         { order: routeOrder, unique: !routes.duplicates },
-        l4Attachments(routes.l4),
+        l4.attachments,
       );
       backendCache.commit();
       routeOrder.commit();

@@ -64,6 +64,12 @@ export interface IrL4Route {
   readonly hostnames: readonly string[];
   /** Weighted backends. Empty: no valid backend, so connections are closed (datagrams dropped). */
   readonly backends: readonly IrWeightedBackend[];
+  /**
+   * The share of connections (datagrams), in the units of the backend weights, that would have gone to
+   * backends that do not resolve: refused (dropped), as the Gateway API asks, never shifted to the valid
+   * backends. Absent when every backend resolved.
+   */
+  readonly invalidBackendWeight?: number;
 }
 
 export interface IrVirtualHost {
@@ -160,6 +166,11 @@ export interface IrForwardAction {
    * never silently shifts its traffic to the valid ones. Absent when every backend resolved.
    */
   readonly invalidBackendWeight?: number;
+  /**
+   * The HTTP status that share gets: absent, 500 (HTTPRoute); 503 for GRPCRoute rules, which a gRPC
+   * client sees as UNAVAILABLE, the status the GRPCRoute spec asks for.
+   */
+  readonly invalidBackendStatus?: 500 | 503;
 }
 
 /** A fixed answer from Envoy itself, e.g. the 500 the Gateway API asks for when no backend is valid. */
