@@ -10,8 +10,8 @@ import type { Diagnostic, ObjectSet, ObjectStatus } from './sources/objects.js';
 import { formatDiagnostic } from './sources/objects.js';
 import { SnapshotCache } from './xds/cache.js';
 import { ResourceEncoder } from './xds/resource.js';
-import { createSnapshot } from './xds/snapshot.js';
-import { createIrTranslator } from './xds/translate/translate.js';
+import { checkConsistency, createSnapshot, type Snapshot } from './xds/snapshot.js';
+import { createIrTranslator, type IrTranslator } from './xds/translate/translate.js';
 
 /** A build threw: a bug. Nothing is published; the last good snapshot keeps serving. */
 const BUILD_FAILED = 'SKEIN_BUILD_FAILED';
@@ -62,7 +62,7 @@ export class ControlPlane {
   #gatewayStatuses: readonly ObjectStatus[] = [];
   #ingressStatuses: readonly ObjectStatus[] = [];
   readonly #ingressConfig: IngressConfig;
-  readonly #envoy = createIrTranslator();
+  readonly #envoy: IrTranslator;
   readonly #encoder = new ResourceEncoder();
   #statuses: readonly ObjectStatus[] = [];
   #ir: Ir | undefined;
@@ -77,6 +77,8 @@ export class ControlPlane {
 
   /** Sockets Gateway listeners cannot take (Envoy's admin port, Skein's status port). */
   readonly #reservedSockets: readonly ReservedSocket[];
+  /** The same for Ingresses, plus the embedder's own `ingress.reservedSockets`. */
+  readonly #ingressReserved: readonly ReservedSocket[];
 
   constructor(deps: {
     logger: Logger;
@@ -85,10 +87,14 @@ export class ControlPlane {
     reservedSockets?: readonly ReservedSocket[];
     /** Ingress settings from configuration (controller name, default address and ports, mode). */
     ingress?: IngressConfig;
+    /** The IR → Envoy translator; only tests of the publish path pass another. */
+    envoyTranslator?: IrTranslator;
   }) {
+    this.#envoy = deps.envoyTranslator ?? createIrTranslator();
     this.#logger = deps.logger;
     this.#ingressConfig = deps.ingress ?? {};
     this.#reservedSockets = deps.reservedSockets ?? [];
+    this.#ingressReserved = [...this.#reservedSockets, ...(this.#ingressConfig.reservedSockets ?? [])];
     this.#clock = deps.clock ?? (() => new Date());
     this.registry = deps.registry ?? new Registry();
     this.cache = new SnapshotCache({ groupOf: nodeFlavor });
@@ -122,11 +128,12 @@ export class ControlPlane {
 
   readonly #clock: () => Date;
 
-  /** The statuses of the last build, with stable transition times. */
+  /** The statuses of the last published build, with stable transition times. */
   get statuses(): readonly ObjectStatus[] {
     return this.#statuses;
   }
 
+  /** The IR of the last published build. */
   get ir(): Ir | undefined {
     return this.#ir;
   }
@@ -158,47 +165,55 @@ export class ControlPlane {
         reservedSockets: this.#reservedSockets,
       });
       const ingress = this.#ingress.translate(objects, {
-        reservedSockets: this.#reservedSockets,
         ...this.#ingressConfig,
+        reservedSockets: this.#ingressReserved,
         transitionTime: at,
         previous: this.#ingressStatuses,
       });
       // One IR for both: listeners on one socket merge; on a conflict the Gateway API wins (merge.ts).
+      // What a Gateway took from an Ingress goes on that Ingress's status; the rest is reported as is.
       const merged = this.#merge(gateway.ir, ingress.ir);
-      const result = { ir: merged.ir };
+      const ingressReport = ingress.withMergeConflicts(merged.conflicts);
       diagnostics = [
         ...diagnostics,
         ...gateway.diagnostics,
-        ...ingress.diagnostics,
-        ...merged.conflicts.map((c) => ({
+        ...ingressReport.diagnostics,
+        ...ingressReport.unmatched.map((c) => ({
           code: c.code,
           severity: 'warning' as const,
           object: c.name,
           message: c.message,
         })),
       ];
-      this.#gatewayStatuses = gateway.statuses;
-      this.#ingressStatuses = ingress.statuses;
-      this.#statuses =
-        ingress.statuses.length === 0 ? gateway.statuses : [...gateway.statuses, ...ingress.statuses];
-      this.#ir = result.ir;
       // 2. IR → Envoy resources per node flavor, encoded once per content hash and shared.
       const snapshots = (['envoy', 'grpc'] as const).map((flavor) => {
-        const specs = this.#envoy.translate(result.ir, { flavor });
+        const specs = this.#envoy.translate(merged.ir, { flavor });
         return { flavor, snapshot: createSnapshot(specs.map((s) => this.#encoder.encode(s))) };
       });
       translateMs = performance.now() - t0;
-      // 3. Publish. The cache refuses an inconsistent snapshot; the previous one then stays.
+      // 3. Check every group's snapshot, then publish all or none: a build never leaves Envoy on the
+      // new config and gRPC clients on the old one. Statuses and the IR describe what is published.
       for (const { flavor, snapshot } of snapshots) {
-        const problems = this.cache.setSnapshot(flavor, snapshot);
-        for (const p of problems) errors.push(`${p.code}: ${p.message}`);
-        let count = 0;
-        for (const m of snapshot.resources.values()) count += m.size;
-        resources += count;
-        if (problems.length === 0) this.#metrics.resources.set({ group: flavor }, count);
+        for (const p of checkConsistency(snapshot))
+          errors.push(`${p.code}: ${flavor} snapshot: ${p.message}`);
+        resources += sizeOf(snapshot);
       }
-      published = errors.length === 0;
-      this.#encoder.sweep();
+      if (errors.length === 0) {
+        for (const { flavor, snapshot } of snapshots) {
+          // Checked above; setSnapshot checks again on the publish path and refuses nothing here.
+          for (const p of this.cache.setSnapshot(flavor, snapshot)) errors.push(`${p.code}: ${p.message}`);
+          this.#metrics.resources.set({ group: flavor }, sizeOf(snapshot));
+        }
+        published = errors.length === 0;
+        this.#gatewayStatuses = gateway.statuses;
+        this.#ingressStatuses = ingressReport.statuses;
+        this.#statuses =
+          ingressReport.statuses.length === 0
+            ? gateway.statuses
+            : [...gateway.statuses, ...ingressReport.statuses];
+        this.#ir = merged.ir;
+        this.#encoder.sweep();
+      }
     } catch (e) {
       // A translator bug must not take the process (or Envoy's config) down with it.
       errors.push(`${BUILD_FAILED}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
@@ -246,4 +261,10 @@ export class ControlPlane {
     }
     this.#reported = now;
   }
+}
+
+function sizeOf(snapshot: Snapshot): number {
+  let n = 0;
+  for (const m of snapshot.resources.values()) n += m.size;
+  return n;
 }

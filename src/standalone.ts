@@ -1,4 +1,5 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ControlPlane } from './controlPlane.js';
@@ -11,6 +12,7 @@ import type { IngressConfig } from './ingress/translate.js';
 import type { Logger } from './log.js';
 import { watchDirectory } from './sources/file/watchDirectory.js';
 import { type StatusServer, startStatusServer } from './status/statusServer.js';
+import { XdsError, XdsErrorCode } from './xds/errors.js';
 import { createXdsServer, type XdsServer } from './xds/server.js';
 import type { XdsStatus } from './xds/status.js';
 
@@ -71,6 +73,28 @@ export interface StandaloneStatus {
       };
 }
 
+export type StandaloneErrorCode =
+  /** The run directory (or the xDS socket's directory) cannot be made: a file in the way, a read-only place. */
+  | 'SKEIN_RUN_DIR_UNUSABLE'
+  /** Envoy's admin port is taken on 127.0.0.1 (another Envoy, another `skein up`). */
+  | 'SKEIN_ADMIN_PORT_IN_USE'
+  /** Skein's status server cannot listen on its port (another process has it). */
+  | 'SKEIN_STATUS_LISTEN_FAILED'
+  /** An echo backend (`--echo`) cannot listen on its address. */
+  | 'SKEIN_ECHO_LISTEN_FAILED';
+
+/** A start-up failure of `skein up` that the operator can fix: one line, with its code. */
+export class StandaloneError extends Error {
+  override readonly name = 'StandaloneError';
+  constructor(
+    readonly code: StandaloneErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
 export function defaultRunDir(): string {
   return path.join(os.tmpdir(), `skein-${process.getuid?.() ?? 'user'}`);
 }
@@ -90,16 +114,69 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
     stops.length = 0;
   };
   try {
-    await mkdir(opts.runDir, { recursive: true });
-    const echo: EchoServer[] = [];
-    for (const e of opts.echo ?? []) {
-      const s = await startEchoServer(e);
-      echo.push(s);
-      logger.info(`echo backend ${s.name} listening on ${s.host}:${s.port}`);
+    // Everything that can be checked before anything starts is checked first: the run directory, the
+    // socket's directory, the Envoy binary and its bootstrap.
+    const runDirProblem = await ensureDirectory(opts.runDir);
+    if (runDirProblem !== undefined)
+      throw new StandaloneError(
+        'SKEIN_RUN_DIR_UNUSABLE',
+        `Cannot use ${opts.runDir} as the run directory: ${runDirProblem}`,
+      );
+    const listenOn =
+      'socketPath' in opts.xds
+        ? `unix://${path.resolve(opts.xds.socketPath)}`
+        : `${isIP(opts.xds.host) === 6 ? `[${opts.xds.host}]` : opts.xds.host}:${opts.xds.port}`;
+    if ('socketPath' in opts.xds) {
+      const problem = await ensureDirectory(path.dirname(path.resolve(opts.xds.socketPath)));
+      if (problem !== undefined)
+        throw new XdsError(XdsErrorCode.ListenFailed, `Cannot listen on ${listenOn}: ${problem}`);
     }
+    // Ports picked at start (0) are free by definition; the others are checked now so that a taken one
+    // is one clear line, not Envoy's start-up failure after everything else started.
+    if (opts.envoy && opts.adminPort !== 0) {
+      const why = await bindProblem(opts.adminPort);
+      if (why !== undefined)
+        throw new StandaloneError(
+          'SKEIN_ADMIN_PORT_IN_USE',
+          `Cannot give Envoy's admin interface 127.0.0.1:${opts.adminPort}: ${why}; stop what holds it or choose another --admin-port`,
+        );
+    }
+    if (opts.statusPort !== 0) {
+      const why = await bindProblem(opts.statusPort);
+      if (why !== undefined)
+        throw new StandaloneError(
+          'SKEIN_STATUS_LISTEN_FAILED',
+          `Cannot start Skein's status server on 127.0.0.1:${opts.statusPort}: ${why}; stop what holds it or choose another --status-port`,
+        );
+    }
+    let envoyBinary: Awaited<ReturnType<typeof findEnvoy>> | undefined;
+    let bootstrap: ReturnType<typeof renderBootstrap> | undefined;
+    if (opts.envoy) {
+      envoyBinary = await findEnvoy();
+      bootstrap = renderBootstrap({
+        nodeId: opts.nodeId,
+        nodeCluster: opts.nodeCluster,
+        xds: opts.xds,
+        adminPort: opts.adminPort,
+        delta: opts.delta,
+      });
+    }
+
+    const echo: EchoServer[] = [];
     stops.push(async () => {
       await Promise.all(echo.map((s) => s.close()));
     });
+    for (const e of opts.echo ?? []) {
+      const s = await startEchoServer(e).catch((err: unknown) => {
+        throw new StandaloneError(
+          'SKEIN_ECHO_LISTEN_FAILED',
+          `Cannot start echo backend ${e.name} on ${e.host}:${e.port}: ${errorText(err)}`,
+          { cause: err },
+        );
+      });
+      echo.push(s);
+      logger.info(`echo backend ${s.name} listening on ${s.host}:${s.port}`);
+    }
 
     // Envoy's admin interface and Skein's status server listen on 127.0.0.1; a Gateway listener on the
     // same port there (or on 0.0.0.0) could not bind. Ports picked at start (0) are not known yet.
@@ -118,11 +195,13 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
     // The xDS server starts before the first build so Envoy can connect at once; it holds the stream
     // until a snapshot exists.
     const xds = createXdsServer({ cache: controlPlane.cache, logger, registry: controlPlane.registry });
-    const listenOn =
-      'socketPath' in opts.xds
-        ? `unix://${path.resolve(opts.xds.socketPath)}`
-        : `${opts.xds.host}:${opts.xds.port}`;
-    const xdsAddress = await xds.listen(listenOn);
+    const xdsAddress = await xds.listen(listenOn).catch((err: unknown) => {
+      throw err instanceof XdsError
+        ? err
+        : new XdsError(XdsErrorCode.ListenFailed, `Cannot listen on ${listenOn}: ${errorText(err)}`, {
+            cause: err,
+          });
+    });
     stops.push(() => xds.close());
     logger.info(`xDS server listening on ${xdsAddress}`);
 
@@ -145,16 +224,9 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
     stops.push(() => watcher.close());
 
     let envoy: EnvoySupervisor | undefined;
-    if (opts.envoy) {
-      const found = await findEnvoy();
+    if (envoyBinary !== undefined && bootstrap !== undefined) {
+      const found = envoyBinary;
       logger.info(`using Envoy ${found.version} at ${found.path} (from ${found.source})`);
-      const bootstrap = renderBootstrap({
-        nodeId: opts.nodeId,
-        nodeCluster: opts.nodeCluster,
-        xds: opts.xds,
-        adminPort: opts.adminPort,
-        delta: opts.delta,
-      });
       const bootstrapPath = path.join(opts.runDir, 'envoy-bootstrap.json');
       await writeFile(bootstrapPath, JSON.stringify(bootstrap, null, 2));
       envoy = new EnvoySupervisor({
@@ -222,7 +294,13 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
         },
       },
       { port: opts.statusPort },
-    );
+    ).catch((err: unknown) => {
+      throw new StandaloneError(
+        'SKEIN_STATUS_LISTEN_FAILED',
+        `Cannot start Skein's status server on 127.0.0.1:${opts.statusPort}: ${errorText(err)}; choose another --status-port`,
+        { cause: err },
+      );
+    });
     stops.push(() => status.close());
     logger.info(`status and metrics on ${status.url} (/status, /metrics); 'skein status' reads it`);
 
@@ -240,4 +318,51 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
     await stopAll();
     throw e;
   }
+}
+
+/**
+ * Makes `dir` (and its missing parents) one level at a time, or says why it cannot. Not
+ * `mkdir({ recursive: true })`: under /proc that loops for ever instead of failing.
+ */
+async function ensureDirectory(dir: string): Promise<string | undefined> {
+  const missing: string[] = [];
+  let d = path.resolve(dir);
+  for (;;) {
+    const st = await stat(d).catch((e: NodeJS.ErrnoException) => e);
+    if (!(st instanceof Error)) {
+      if (!st.isDirectory()) return `${d} is not a directory`;
+      break;
+    }
+    // ENOTDIR: a file further up is in the way; the walk up finds it and says so.
+    if (st.code !== 'ENOENT' && st.code !== 'ENOTDIR') return `${d}: ${st.message}`;
+    missing.push(d);
+    const parent = path.dirname(d);
+    if (parent === d) break;
+    d = parent;
+  }
+  for (const m of missing.reverse()) {
+    const err = await mkdir(m).then(
+      () => undefined,
+      (e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? undefined : e),
+    );
+    if (err !== undefined) return `cannot create ${m}: ${err.code ?? err.message}`;
+  }
+  return undefined;
+}
+
+/** Why 127.0.0.1:port cannot be bound now (EADDRINUSE: "it is in use"), or undefined when it can. */
+function bindProblem(port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', (e: NodeJS.ErrnoException) => {
+      resolve(e.code === 'EADDRINUSE' ? 'another process listens on it' : e.message);
+    });
+    probe.listen({ host: '127.0.0.1', port, exclusive: true }, () => {
+      probe.close(() => resolve(undefined));
+    });
+  });
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

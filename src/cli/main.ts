@@ -51,6 +51,19 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`skein ${command}: ${(e as Error).message}\n`);
       return ExitCode.Usage;
     }
-    throw e;
+    process.stderr.write(`skein ${command}: ${describeFailure(e)}\n`);
+    return ExitCode.Failure;
   }
+}
+
+/**
+ * One line for a failure Skein knows (its error carries a `SKEIN_*` code: a port in use, no Envoy, a
+ * socket path that cannot be made), the whole stack for anything else, which is a bug.
+ */
+export function describeFailure(e: unknown): string {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  const message = e instanceof Error ? e.message : String(e);
+  if (typeof code === 'string' && code.startsWith('SKEIN_'))
+    return `${code}: ${message.replace(/\s*\n\s*/g, ' ')}`;
+  return `unexpected error (a bug in Skein): ${e instanceof Error ? (e.stack ?? message) : message}`;
 }

@@ -2,13 +2,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { translateGateway } from '../gateway/translate.js';
-import { translateIngress } from '../ingress/translate.js';
+import { type IngressConfig, translateIngress } from '../ingress/translate.js';
 import { createLogger } from '../log.js';
 import { mergeIr } from '../model/merge.js';
 import { loadDirectory } from '../sources/file/loadDirectory.js';
 import { formatDiagnostic, type ObjectSet, type ObjectStatus, objectKey } from '../sources/objects.js';
 import { TypeUrl } from '../xds/proto.js';
 import { translateIr } from '../xds/translate/translate.js';
+import { FlagError, INGRESS_FLAGS, INGRESS_FLAGS_HELP, ingressConfigFromFlags } from './flags.js';
 
 const HELP = `Usage: skein translate --config-dir DIR [-o yaml|json] [--show ir|envoy|status] [--flavor envoy|grpc]
 
@@ -16,8 +17,10 @@ Translates a directory of Kubernetes YAML without starting anything, and prints:
   --show status   the input objects with their computed .status (default)
   --show ir       Skein's intermediate representation
   --show envoy    the Envoy resources (listeners, routes, clusters, endpoints, secrets)
-Problems in the input go to stderr; the exit code is 1 if there were errors, 2 for a missing directory.
-`;
+Problems in the input go to stderr; the exit code is 1 if there were errors, 2 for a missing directory
+or a bad flag value.
+
+${INGRESS_FLAGS_HELP}`;
 
 const SHOW = ['status', 'ir', 'envoy'] as const;
 
@@ -29,6 +32,7 @@ export async function runTranslate(argv: readonly string[]): Promise<number> {
       output: { type: 'string', short: 'o', default: 'yaml' },
       show: { type: 'string', default: 'status' },
       flavor: { type: 'string', default: 'envoy' },
+      ...INGRESS_FLAGS,
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -52,6 +56,14 @@ export async function runTranslate(argv: readonly string[]): Promise<number> {
     process.stderr.write('skein translate: --flavor takes envoy|grpc\n');
     return 2;
   }
+  let ingressConfig: IngressConfig;
+  try {
+    ingressConfig = ingressConfigFromFlags(values);
+  } catch (e) {
+    if (!(e instanceof FlagError)) throw e;
+    process.stderr.write(`skein translate: ${e.code}: ${e.message}\n`);
+    return 2;
+  }
   const logger = createLogger();
   let loaded: Awaited<ReturnType<typeof loadDirectory>>;
   try {
@@ -65,15 +77,16 @@ export async function runTranslate(argv: readonly string[]): Promise<number> {
   }
   const transitionTime = new Date().toISOString();
   const gateway = translateGateway(loaded.objects, { transitionTime });
-  const ingress = translateIngress(loaded.objects, { transitionTime });
+  const ingress = translateIngress(loaded.objects, { ...ingressConfig, transitionTime });
   // The same merge as `skein up` (see controlPlane.ts): one IR, the Gateway API's first.
   const merged = mergeIr(gateway.ir, ingress.ir);
-  const result = { ir: merged.ir, statuses: [...gateway.statuses, ...ingress.statuses] };
+  const ingressReport = ingress.withMergeConflicts(merged.conflicts);
+  const result = { ir: merged.ir, statuses: [...gateway.statuses, ...ingressReport.statuses] };
   const diagnostics = [
     ...loaded.diagnostics,
     ...gateway.diagnostics,
-    ...ingress.diagnostics,
-    ...merged.conflicts.map((c) => ({
+    ...ingressReport.diagnostics,
+    ...ingressReport.unmatched.map((c) => ({
       code: c.code,
       severity: 'warning' as const,
       object: c.name,

@@ -1,3 +1,5 @@
+import type { MERGE_CONFLICT } from '../model/merge.js';
+
 /**
  * Stable codes for the Ingress translator's diagnostics. Each problem is also a status condition on the
  * Ingress (see status.ts); the diagnostic is the log line. Codes are part of Skein's interface, so a code
@@ -24,7 +26,8 @@ export type IngressCode = (typeof IngressCode)[keyof typeof IngressCode];
  * which condition reports it (see status.ts), `reason` is that condition's reason.
  */
 export interface IngressProblem {
-  readonly code: IngressCode;
+  /** The Ingress translator's own, or SKEIN_MERGE_CONFLICT for what a Gateway took (mergeConflicts.ts). */
+  readonly code: IngressCode | typeof MERGE_CONFLICT;
   readonly condition: 'PartiallyInvalid' | 'ResolvedRefs' | 'Conflicted' | 'Programmed';
   readonly reason: string;
   /** Dotted field path in the Ingress (`metadata.annotations[ingress.skein.io/http-port]`, `spec.tls[0]`). */

@@ -148,12 +148,13 @@ export function translateOne(ingress: Ingress, className: string, ctx: IngressCo
 
   const tls = (spec?.tls ?? []).map((t, k): TlsEntry => {
     const entryHosts = [...new Set((t.hosts ?? []).map((h) => h.toLowerCase()))].sort();
+    // "host a is not served over TLS, and plain HTTP requests for it get 503", in number with the hosts.
     const which =
       entryHosts.length === 0
-        ? 'the hosts of this Ingress are'
+        ? { subject: 'the hosts of this Ingress are', object: 'them' }
         : entryHosts.length === 1
-          ? `host ${entryHosts[0]} is`
-          : `hosts ${entryHosts.join(', ')} are`;
+          ? { subject: `host ${entryHosts[0]} is`, object: 'it' }
+          : { subject: `hosts ${entryHosts.join(', ')} are`, object: 'them' };
     const secretRef = `${namespace}/${t.secretName ?? ''}`;
     const check = tlsSecret(t.secretName, namespace, ctx.secrets);
     if (!check.ok) {
@@ -162,7 +163,7 @@ export function translateOne(ingress: Ingress, className: string, ctx: IngressCo
         condition: 'ResolvedRefs',
         reason: 'InvalidCertificateRef',
         field: `spec.tls[${k}].secretName`,
-        message: `spec.tls[${k}]: ${check.problem}: ${which} not served over TLS, and plain HTTP requests for them get 503`,
+        message: `spec.tls[${k}]: ${check.problem}: ${which.subject} not served over TLS, and plain HTTP requests for ${which.object} get 503`,
       });
     }
     return { index: k, hosts: entryHosts, secretRef, secret: check.ok ? check.secret : undefined };

@@ -12,14 +12,21 @@ export interface Served {
   readonly http: IngressSocket | undefined;
   readonly https: IngressSocket | undefined;
   readonly programmed: ReadonlySet<string>;
+  /**
+   * Sockets that became listeners but do not serve this Ingress after all (a Gateway took them or every
+   * host it has there; see mergeConflicts.ts), with why, or undefined when a problem already says why.
+   */
+  readonly lost?: ReadonlyMap<string, string | undefined>;
 }
 
 /**
  * Step 9: the status of one of our Ingresses.
  *
- * `status.loadBalancer.ingress` is what the API defines: the address that serves the Ingress (its
- * `ingress.skein.io/address`, else the configured status address, else the configured listen address;
- * an IP goes in `ip`, a name in `hostname`), or nothing while no listener serves it.
+ * `status.loadBalancer.ingress` is what the API defines: the address that serves the Ingress, one a
+ * client can use. That is its `ingress.skein.io/address`, else the configured status address, else the
+ * configured listen address, but never an unspecified address (0.0.0.0, ::), which names no host:
+ * bound there with no status address configured, the Ingress reports no address until one is known.
+ * An IP goes in `ip`, a name in `hostname`. Nothing while no listener serves the Ingress.
  *
  * networking.k8s.io/v1 has no conditions on an Ingress, so `status.conditions` is Skein's own report,
  * in the Gateway API's shape (shown by `skein translate --show status` and the status server; a
@@ -62,8 +69,9 @@ export function ingressStatus(
   );
 
   const at = (s: IngressSocket) => `${s.address}:${s.port} (${s.protocol})`;
+  const lost = served.lost;
   const servedAt = [served.http, served.https].filter(
-    (s): s is IngressSocket => s !== undefined && served.programmed.has(s.name),
+    (s): s is IngressSocket => s !== undefined && served.programmed.has(s.name) && lost?.has(s.name) !== true,
   );
   const notServed: string[] = of('Programmed').map((p) => p.message);
   if (served.https !== undefined && !served.programmed.has(served.https.name)) {
@@ -74,6 +82,7 @@ export function ingressStatus(
   if (served.http !== undefined && !served.programmed.has(served.http.name)) {
     notServed.push(`HTTP on ${served.http.address}:${served.http.port} is not served: no path to serve`);
   }
+  for (const why of lost?.values() ?? []) if (why !== undefined) notServed.push(why);
   const rest = notServed.length === 0 ? '' : `; ${notServed.join('; ')}`;
   conditions.push(
     servedAt.length > 0
@@ -82,7 +91,11 @@ export function ingressStatus(
           ctx,
           'Programmed',
           false,
-          of('Programmed').length > 0 ? 'PortUnavailable' : 'Invalid',
+          of('Programmed').length > 0
+            ? 'PortUnavailable'
+            : lost !== undefined && lost.size > 0
+              ? 'HostnameConflict'
+              : 'Invalid',
           notServed.length === 0 ? 'not served: nothing to serve' : notServed.join('; '),
         ),
   );
@@ -97,20 +110,27 @@ export function ingressStatus(
     );
   }
 
+  const listen = unspecified(t.settings.address) ? undefined : t.settings.address;
   const address = t.settings.addressAnnotated
-    ? t.settings.address
-    : (opts.statusAddress ?? t.settings.address);
-  const entry = isIP(address) !== 0 ? { ip: address } : { hostname: address };
+    ? (listen ?? opts.statusAddress)
+    : (opts.statusAddress ?? listen);
+  const entry =
+    address === undefined ? undefined : isIP(address) !== 0 ? { ip: address } : { hostname: address };
   return {
     apiVersion: INGRESS_API_VERSION,
     kind: 'Ingress',
     namespace: t.namespace,
     name: t.name,
     status: {
-      loadBalancer: servedAt.length > 0 ? { ingress: [entry] } : {},
+      loadBalancer: servedAt.length > 0 && entry !== undefined ? { ingress: [entry] } : {},
       conditions: sortConditions(conditions),
     },
   };
+}
+
+/** 0.0.0.0 and :: (in any spelling): every address of the host, which no client can connect to by. */
+function unspecified(address: string): boolean {
+  return isIP(address) === 4 ? address === '0.0.0.0' : isIP(address) === 6 && /^[0:]+$/.test(address);
 }
 
 function join(problems: readonly IngressProblem[]): string {

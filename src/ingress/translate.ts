@@ -6,6 +6,7 @@ import { dropInvalid } from '../gateway/dropInvalid.js';
 import { Interner } from '../gateway/intern.js';
 import type { ReservedSocket } from '../gateway/listeners.js';
 import { emptyIr, type Ir } from '../model/ir.js';
+import type { IrConflict } from '../model/merge.js';
 import { validPort } from '../model/validate.js';
 import type {
   Diagnostic,
@@ -21,6 +22,7 @@ import { assembleIngressIr } from './assemble.js';
 import { classOf, selectClasses } from './classes.js';
 import { IngressCode, type IngressProblem } from './codes.js';
 import { type IngressContext, secretsRead, type TranslatedIngress, translateOne } from './ingressRules.js';
+import { type MergeLosses, mergeLosses } from './mergeConflicts.js';
 import { bindSockets } from './sockets.js';
 import { ingressStatus, problemDiagnostics } from './status.js';
 
@@ -60,13 +62,33 @@ export interface IngressResult {
   readonly statuses: ObjectStatus[];
   /** Every problem in a status, once more as a diagnostic (the log line); translator bugs. */
   readonly diagnostics: Diagnostic[];
+  /**
+   * The statuses and diagnostics again, with what merging this IR after the Gateway API's took from
+   * the Ingresses (src/model/merge.ts: the Gateway API wins): each conflict becomes a problem on the
+   * Ingresses it concerns, naming them and the field. `unmatched`: the conflicts that concern no
+   * Ingress (backends or secrets of one name), to be reported as they are.
+   */
+  withMergeConflicts(conflicts: readonly IrConflict[]): {
+    readonly statuses: ObjectStatus[];
+    readonly diagnostics: Diagnostic[];
+    readonly unmatched: readonly IrConflict[];
+  };
 }
 
 export interface IngressTranslator {
   translate(objects: ObjectSet, options: IngressTranslateOptions): IngressResult;
 }
 
-const EMPTY: IngressResult = Object.freeze({ ir: emptyIr, statuses: [], diagnostics: [] }) as IngressResult;
+const EMPTY: IngressResult = Object.freeze({
+  ir: emptyIr,
+  statuses: [],
+  diagnostics: [],
+  withMergeConflicts: (conflicts: readonly IrConflict[]) => ({
+    statuses: [],
+    diagnostics: [],
+    unmatched: conflicts,
+  }),
+}) as IngressResult;
 
 /**
  * An Ingress translator that remembers its last build: each Ingress is translated again only when it,
@@ -174,31 +196,51 @@ export function createIngressTranslator(): IngressTranslator {
       const ir = shareStructure(previous, checked.ir);
       previous = ir;
 
-      // 9. Statuses and diagnostics, per Ingress in input order.
-      const statuses: ObjectStatus[] = [];
-      const diagnostics: Diagnostic[] = [];
-      for (const t of translated) {
-        const problems: IngressProblem[] = [
-          ...t.problems,
-          ...(binding.problems.get(t) ?? []),
-          ...(assembled.problems.get(t) ?? []),
-        ];
-        statuses.push(
-          ingressStatus(
-            t,
-            problems,
-            { http: binding.http.get(t), https: binding.https.get(t), programmed: assembled.programmed },
-            { controllerName, statusAddress: config.statusAddress, transitionTime: options.transitionTime },
-          ),
-        );
-        diagnostics.push(...problemDiagnostics(t, problems, objects.origins));
-      }
-      for (const d of checked.diagnostics) diagnostics.push({ ...d, code: IngressCode.Internal });
+      // 9. Statuses and diagnostics, per Ingress in input order; again, with what the merge with the
+      // Gateway API's IR took from the Ingresses, once that is known (withMergeConflicts).
+      const report = (losses: MergeLosses | undefined): Pick<IngressResult, 'statuses' | 'diagnostics'> => {
+        const statuses: ObjectStatus[] = [];
+        const diagnostics: Diagnostic[] = [];
+        for (const t of translated) {
+          const problems: IngressProblem[] = [
+            ...t.problems,
+            ...(binding.problems.get(t) ?? []),
+            ...(assembled.problems.get(t) ?? []),
+            ...(losses?.problems.get(t) ?? []),
+          ];
+          const lost = losses?.lost.get(t);
+          statuses.push(
+            ingressStatus(
+              t,
+              problems,
+              {
+                http: binding.http.get(t),
+                https: binding.https.get(t),
+                programmed: assembled.programmed,
+                ...(lost === undefined ? {} : { lost }),
+              },
+              { controllerName, statusAddress: config.statusAddress, transitionTime: options.transitionTime },
+            ),
+          );
+          diagnostics.push(...problemDiagnostics(t, problems, objects.origins));
+        }
+        for (const d of checked.diagnostics) diagnostics.push({ ...d, code: IngressCode.Internal });
+        return {
+          statuses:
+            options.previous === undefined ? statuses : carryTransitionTimes(options.previous, statuses),
+          diagnostics,
+        };
+      };
+      const own = report(undefined);
       return {
         ir,
-        statuses:
-          options.previous === undefined ? statuses : carryTransitionTimes(options.previous, statuses),
-        diagnostics,
+        ...own,
+        withMergeConflicts(conflicts) {
+          if (conflicts.length === 0) return { ...own, unmatched: [] };
+          const losses = mergeLosses(conflicts, binding);
+          if (losses.problems.size === 0) return { ...own, unmatched: losses.unmatched };
+          return { ...report(losses), unmatched: losses.unmatched };
+        },
       };
     },
   };

@@ -40,6 +40,13 @@ export interface IrConflict {
   readonly kind: 'listener' | 'virtualHost' | 'certificate' | 'backend' | 'secret';
   /** The name of what lost. */
   readonly name: string;
+  /** The socket (listener name) where a listener, a hostname or a certificate's server name lost. */
+  readonly listener?: string;
+  /**
+   * The hostname that lost (`virtualHost`), or the certificate's server name (`certificate`; absent for
+   * the certificate without hostnames, which serves every other name).
+   */
+  readonly hostname?: string;
   readonly message: string;
 }
 
@@ -135,6 +142,7 @@ function mergeListeners(inputs: readonly IrListener[]): MergedListener {
       code: MERGE_CONFLICT,
       kind: 'listener',
       name: l.name,
+      listener: l.name,
       message: `${describe(l)} is not served: the socket already serves ${describe(first)} (the Gateway API's listeners come first)`,
     });
   }
@@ -152,6 +160,8 @@ function mergeListeners(inputs: readonly IrListener[]): MergedListener {
             code: MERGE_CONFLICT,
             kind: 'virtualHost',
             name: vh.name,
+            listener: first.name,
+            hostname: h,
             message: `hostname ${h} on ${first.address}:${first.port} is served by the listener translated first (the Gateway API's); the routes of ${vh.name} for it are not served`,
           });
         }
@@ -172,7 +182,7 @@ function mergeListeners(inputs: readonly IrListener[]): MergedListener {
       for (const set of l.tls?.certificates ?? []) {
         if (set.hostnames.length === 0) {
           if (!fallback) certificates.push(set);
-          else conflictCert(conflicts, first, '(any name no certificate lists)', set);
+          else conflictCert(conflicts, first, undefined, set);
           fallback = true;
           continue;
         }
@@ -209,12 +219,20 @@ function mergeListeners(inputs: readonly IrListener[]): MergedListener {
   };
 }
 
-function conflictCert(conflicts: IrConflict[], l: IrListener, name: string, set: IrCertificateSet): void {
+/** A certificate set lost a server name (`undefined`: the set without hostnames lost the fallback). */
+function conflictCert(
+  conflicts: IrConflict[],
+  l: IrListener,
+  hostname: string | undefined,
+  set: IrCertificateSet,
+): void {
   conflicts.push({
     code: MERGE_CONFLICT,
     kind: 'certificate',
     name: set.secretNames.join(','),
-    message: `on ${l.address}:${l.port} the certificate for ${name} is the one translated first (the Gateway API's), not ${set.secretNames.join(', ')}`,
+    listener: l.name,
+    ...(hostname === undefined ? {} : { hostname }),
+    message: `on ${l.address}:${l.port} the certificate for ${hostname ?? '(any name no certificate lists)'} is the one translated first (the Gateway API's), not ${set.secretNames.join(', ')}`,
   });
 }
 

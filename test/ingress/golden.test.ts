@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -56,17 +56,33 @@ function redact(ir: IngressResult['ir']): unknown {
   };
 }
 
+/**
+ * Whether this run rewrites snapshots (`-u`). Without it vitest still writes a missing file snapshot
+ * (outside CI). Vitest keeps the mode in its snapshot state, not in a public API; should that field go,
+ * this says false and a missing output fails, which is the safe side.
+ */
+function rewriting(): boolean {
+  return (
+    (expect.getState().snapshotState as unknown as { _updateSnapshot?: string })._updateSnapshot === 'all'
+  );
+}
+
 describe('Ingress translation golden files', () => {
   it('has cases', () => {
     expect(cases.length).toBeGreaterThanOrEqual(20);
   });
 
   it.each(cases)('%s', async (name) => {
+    // A new case's output is written by `-u` and reviewed, never made up silently by a plain run.
+    const outFile = path.join(testdata, `${name}${OUT}`);
+    if (!existsSync(outFile) && !rewriting()) {
+      expect.fail(`${name}${OUT} is missing: run \`npx vitest run -u test/ingress\` and review it`);
+    }
     const { objects, problems, options } = load(name);
     // Inputs are objects the API server would accept; anything else belongs in the source tests.
     expect(problems).toEqual([]);
     const out = render(name, translateIngress(objects, { ...options, transitionTime: TIME }));
-    await expect(out).toMatchFileSnapshot(path.join(testdata, `${name}${OUT}`));
+    await expect(out).toMatchFileSnapshot(outFile);
   });
 
   it('every output has an input', () => {
