@@ -18,7 +18,7 @@ import { weightedBackends } from './routeBackends.js';
 import { INVALID_BACKEND_STATUS, type TranslatedRoute } from './routeRules.js';
 
 /** The HTTP status of calls with no valid backend: Envoy maps 503 to the gRPC status UNAVAILABLE. */
-export const GRPC_UNAVAILABLE_STATUS = 503;
+export const GRPC_UNAVAILABLE_STATUS = 503 as const;
 
 type Spec = NonNullable<GRPCRoute['spec']>;
 type Rule = NonNullable<Spec['rules']>[number];
@@ -43,8 +43,9 @@ type MethodMatch = NonNullable<Match['method']>;
  *
  * Calls to a rule without a valid backend get HTTP 503, which Envoy turns into the gRPC status
  * UNAVAILABLE that the GRPCRoute spec asks for (the proxyless flavour fails them with UNAVAILABLE
- * itself). When only some backends are invalid, their share gets the IR's invalid-backend answer,
- * HTTP 500, which gRPC clients see as UNKNOWN rather than UNAVAILABLE.
+ * itself). When only some backends are invalid, their share gets the same 503 (the forward action's
+ * invalidBackendStatus), so those calls fail with UNAVAILABLE too rather than with the 500 (UNKNOWN) an
+ * HTTPRoute's invalid share gets.
  */
 export const GRPC_ROUTE_KIND: RouteKind<GRPCRoute, TranslatedRoute> = {
   kind: 'GRPCRoute',
@@ -252,7 +253,13 @@ function ruleAction(
     };
   });
   if (backends.length === 0) return { kind: 'directResponse', status: GRPC_UNAVAILABLE_STATUS };
-  return { kind: 'forward', backends, ...(invalidWeight > 0 ? { invalidBackendWeight: invalidWeight } : {}) };
+  return {
+    kind: 'forward',
+    backends,
+    ...(invalidWeight > 0
+      ? { invalidBackendWeight: invalidWeight, invalidBackendStatus: GRPC_UNAVAILABLE_STATUS }
+      : {}),
+  };
 }
 
 /** ResolvedRefs: the first backendRef (or mirror) that did not resolve, or ExtensionRef that cannot. */

@@ -4,6 +4,7 @@ import type { ResourceKey, ResourceSpec } from '../resource.js';
 import { certificateSetFor, downstreamTls, serverNames, TLS_INSPECTOR } from './downstreamTls.js';
 import { statPrefix } from './httpConnectionManager.js';
 import { clusterKey, endpointsKey, secretKey } from './protoValues.js';
+import { INVALID_BACKEND_CLUSTER } from './route.js';
 import { compareStrings } from './routeConfiguration.js';
 
 /**
@@ -27,7 +28,9 @@ import { compareStrings } from './routeConfiguration.js';
  *
  * Connections nothing routes (no route, or a route with no backend left) are closed at once by a filter
  * chain holding only the `direct_response` network filter with no response; datagrams nothing routes
- * are dropped by a matcher with no match. Envoy accepts both, and neither names a cluster, so nothing
+ * are dropped by a matcher with no match. The share of a route's invalid backends
+ * (`invalidBackendWeight`) is refused in proportion: TCP and TLS connections go to a cluster that is
+ * never defined, which tcp_proxy closes; UDP clients in that share match no step of the chain. Envoy accepts both, and neither names a cluster, so nothing
  * has to exist first.
  *
  * Deps: every cluster (and its endpoints) a route sends to, because `tcp_proxy` and `udp_proxy` drop
@@ -46,6 +49,7 @@ export function translateL4Listener(l: IrListener): ResourceSpec {
   let secrets: readonly string[] = [];
   if (l.protocol === 'UDP') {
     const first = routes[0];
+    const invalid = first?.invalidBackendWeight ?? 0;
     message = {
       name: l.name,
       address: { socketAddress: { protocol: 'UDP', address: l.address, portValue: l.port } },
@@ -56,7 +60,7 @@ export function translateL4Listener(l: IrListener): ResourceSpec {
           typedConfig: {
             '@type': ExtensionType.UdpProxy,
             statPrefix: statPrefix(l.name),
-            matcher: udpMatcher(first === undefined ? [] : use(first.backends)),
+            matcher: udpMatcher(first === undefined ? [] : use(first.backends), invalid),
           },
         },
       ],
@@ -67,7 +71,7 @@ export function translateL4Listener(l: IrListener): ResourceSpec {
     message = {
       name: l.name,
       address: socketAddress(l),
-      filterChains: [{ filters: [connectionFilter(l.name, backends)] }],
+      filterChains: [{ filters: [connectionFilter(l.name, backends, first?.invalidBackendWeight)] }],
     };
   } else {
     const terminate = l.tls?.mode === 'Terminate';
@@ -99,18 +103,27 @@ function liveBackends(backends: readonly IrWeightedBackend[]): IrWeightedBackend
   return backends.filter((b) => b.weight > 0);
 }
 
-/** The one network filter of a chain: tcp_proxy to the backends, or a close when there is none. */
-function connectionFilter(listener: string, backends: readonly IrWeightedBackend[]): ProtoObject {
+/**
+ * The one network filter of a chain: tcp_proxy to the backends, or a close when there is none. The
+ * share of invalid backends (`invalidWeight`) goes to INVALID_BACKEND_CLUSTER, which is never defined:
+ * tcp_proxy closes a connection whose cluster it does not know (`downstream_cx_no_route`), so that
+ * share of connections is refused, as the Gateway API asks, and never reaches a valid backend.
+ */
+function connectionFilter(
+  listener: string,
+  backends: readonly IrWeightedBackend[],
+  invalidWeight = 0,
+): ProtoObject {
   const [only] = backends;
   if (only === undefined) return CLOSE_CONNECTION;
+  const clusters = backends.map((b) => ({ name: b.backend, weight: b.weight }));
+  if (invalidWeight > 0) clusters.push({ name: INVALID_BACKEND_CLUSTER, weight: invalidWeight });
   return {
     name: 'envoy.filters.network.tcp_proxy',
     typedConfig: {
       '@type': ExtensionType.TcpProxy,
       statPrefix: statPrefix(listener),
-      ...(backends.length === 1
-        ? { cluster: only.backend }
-        : { weightedClusters: { clusters: backends.map((b) => ({ name: b.backend, weight: b.weight })) } }),
+      ...(clusters.length === 1 ? { cluster: only.backend } : { weightedClusters: { clusters } }),
     },
   };
 }
@@ -138,30 +151,30 @@ function tlsChains(
   const chains: ProtoObject[] = [];
   const chain = (
     names: readonly string[],
-    backends: readonly IrWeightedBackend[],
+    route: { readonly backends: readonly IrWeightedBackend[]; readonly invalidBackendWeight?: number },
     set?: IrCertificateSet,
   ) => ({
     ...(names.length > 0 ? { filterChainMatch: { serverNames: [...names] } } : {}),
-    filters: [connectionFilter(listener, backends)],
+    filters: [connectionFilter(listener, route.backends, route.invalidBackendWeight)],
     ...(set === undefined ? {} : { transportSocket: downstreamTls(set.secretNames) }),
   });
   for (const route of routes) {
     const all = serverNames(route.hostnames);
-    const backends = use(route.backends);
+    const target = { backends: use(route.backends), invalidBackendWeight: route.invalidBackendWeight ?? 0 };
     if (all.length === 0) {
       // Any name: the default chain.
       if (defaultTaken) continue;
       defaultTaken = true;
       const set = sets === undefined ? undefined : (sets.find((s) => s.hostnames.length === 0) ?? sets[0]);
       if (sets !== undefined && set === undefined) continue;
-      chains.push(chain([], backends, set));
+      chains.push(chain([], target, set));
       continue;
     }
     const names = all.filter((n) => !taken.has(n));
     for (const n of names) taken.add(n);
     if (names.length === 0) continue;
     if (sets === undefined) {
-      chains.push(chain(names, backends));
+      chains.push(chain(names, target));
       continue;
     }
     // Terminate: names grouped by the certificate set that serves them, in the sets' order.
@@ -175,7 +188,7 @@ function tlsChains(
     }
     for (const set of sets) {
       const group = bySet.get(set);
-      if (group !== undefined) chains.push(chain(group, backends, set));
+      if (group !== undefined) chains.push(chain(group, target, set));
     }
   }
   return chains.length > 0 ? chains : [{ filters: [CLOSE_CONNECTION] }];
@@ -186,14 +199,17 @@ const MILLION = 1_000_000;
 
 /**
  * The udp_proxy matcher: no backend → no match (datagrams dropped); one → every datagram to it; several
- * → a weighted choice per client source port (see the top of this file).
+ * → a weighted choice per client source port (see the top of this file). With an invalid share, every
+ * backend gets its step of the chain and there is no `on_no_match`: the clients that fall through all
+ * steps (the invalid share, `invalidWeight` of the total) match nothing and their datagrams are dropped.
  */
-function udpMatcher(backends: readonly IrWeightedBackend[]): ProtoObject {
+function udpMatcher(backends: readonly IrWeightedBackend[], invalidWeight = 0): ProtoObject {
   const last = backends.at(-1);
   if (last === undefined) return {};
   const matchers: ProtoObject[] = [];
-  let remaining = backends.reduce((sum, b) => sum + b.weight, 0);
-  backends.slice(0, -1).forEach((b, i) => {
+  let remaining = backends.reduce((sum, b) => sum + b.weight, 0) + Math.max(0, invalidWeight);
+  const stepped = invalidWeight > 0 ? backends : backends.slice(0, -1);
+  stepped.forEach((b, i) => {
     const numerator = Math.round((b.weight / remaining) * MILLION);
     remaining -= b.weight;
     matchers.push({
@@ -219,7 +235,7 @@ function udpMatcher(backends: readonly IrWeightedBackend[]): ProtoObject {
   });
   return {
     ...(matchers.length > 0 ? { matcherList: { matchers } } : {}),
-    onNoMatch: udpRoute(last.backend),
+    ...(invalidWeight > 0 ? {} : { onNoMatch: udpRoute(last.backend) }),
   };
 }
 

@@ -39,8 +39,10 @@ export const UNAVAILABLE_CLUSTER = 'skein:unavailable';
  * The share of a weighted route that belongs to backends that did not resolve (the IR's
  * `invalidBackendWeight`) goes, in the Envoy flavour, to this cluster, which is deliberately never
  * defined: Envoy answers a request routed to an unknown cluster with the route's
- * `cluster_not_found_response_code`, set to 500 as the Gateway API asks. RDS does not check that
- * clusters exist, and the name is in no deps, so nothing waits for it.
+ * `cluster_not_found_response_code`, set to the IR's `invalidBackendStatus`: 500 as the Gateway API
+ * asks of HTTPRoutes, 503 for GRPCRoutes (which a gRPC client sees as UNAVAILABLE). RDS does not check
+ * that clusters exist, and the name is in no deps, so nothing waits for it. tcp_proxy closes a
+ * connection to it (see l4Listener.ts).
  */
 export const INVALID_BACKEND_CLUSTER = 'skein:invalid-backend';
 
@@ -88,7 +90,7 @@ function envoyRoute(r: IrRoute, listener: ListenerContext | undefined): Translat
     action = {
       route: {
         ...clusterSpecifier([...backends, ...invalid]),
-        ...(invalid.length > 0 ? { clusterNotFoundResponseCode: 'INTERNAL_SERVER_ERROR' } : {}),
+        ...(invalid.length > 0 ? { clusterNotFoundResponseCode: notFoundCode(r.action) } : {}),
         ...envoyTimeouts(r.timeouts),
         ...routeActionFields(r),
       },
@@ -105,6 +107,11 @@ function envoyRoute(r: IrRoute, listener: ListenerContext | undefined): Translat
     ...headerMutations('response', r.responseHeaders),
   };
   return { routes: [route], clusters };
+}
+
+/** The route's `cluster_not_found_response_code` for its invalid share (Envoy knows 500, 503 and 404). */
+function notFoundCode(a: IrForwardAction): string {
+  return a.invalidBackendStatus === 503 ? 'SERVICE_UNAVAILABLE' : 'INTERNAL_SERVER_ERROR';
 }
 
 function envoyMatch(m: IrMatch): ProtoObject {
