@@ -618,27 +618,33 @@ function stderrForwarder(log: Logger): (line: string) => void {
   return (line) => {
     const m = ENVOY_LINE.exec(line);
     if (m === null) {
-      log[lastLevel]({ stream: 'stderr' }, line);
+      log[lastLevel]({ stream: 'stderr' }, `${ENVOY_PREFIX}${line}`);
       return;
     }
     const [, thread, level, scope, source, message] = m;
     lastLevel = LEVELS[level as keyof typeof LEVELS] ?? 'info';
-    log[lastLevel]({ scope, source, thread: Number(thread) }, message ?? '');
+    log[lastLevel]({ scope, source, thread: Number(thread) }, `${ENVOY_PREFIX}${message ?? ''}`);
   };
 }
+
+/**
+ * What every forwarded Envoy line starts with, so that in a terminal (SKEIN_LOG_FORMAT=text, which
+ * shows the message and not the `component` field) Envoy's lines stand apart from Skein's own.
+ */
+export const ENVOY_PREFIX = '[envoy] ';
 
 /** Forwards one stdout line: access logs. JSON lines (a JSON access log format) are kept structured. */
 function logStdout(log: Logger, line: string): void {
   if (line.startsWith('{')) {
     try {
       const access: unknown = JSON.parse(line);
-      log.info({ stream: 'stdout', access }, 'access');
+      log.info({ stream: 'stdout', access }, `${ENVOY_PREFIX}access`);
       return;
     } catch {
       // not JSON after all
     }
   }
-  log.info({ stream: 'stdout' }, line);
+  log.info({ stream: 'stdout' }, `${ENVOY_PREFIX}${line}`);
 }
 
 /** Calls onLine for each line of a stream; resolves when it ends. */

@@ -90,12 +90,13 @@ describe('EnvoySupervisor', () => {
     await ready;
     expect(await getReady(s.adminUrl ?? '')).toBe('LIVE');
 
-    // The version is logged at start, and Envoy's own lines arrive with the component binding, parsed.
+    // The version is logged at start, and Envoy's own lines arrive with the component binding, parsed,
+    // each message behind the visible "[envoy] " prefix (a terminal shows the message, not the field).
     expect(e.records).toContainEqual(
       expect.objectContaining({ component: 'envoy-supervisor', msg: `starting Envoy ${ENVOY_VERSION}` }),
     );
     const epoch = e.records.find(
-      (r) => r['component'] === 'envoy' && /^initializing epoch 0/.test(r.msg ?? ''),
+      (r) => r['component'] === 'envoy' && /^\[envoy\] initializing epoch 0/.test(r.msg ?? ''),
     );
     expect(epoch).toMatchObject({ component: 'envoy', pid, scope: 'main', level: 30 });
     // Envoy warns that nobody answered the initial fetch: forwarded at pino's warn level (40).
@@ -103,9 +104,15 @@ describe('EnvoySupervisor', () => {
       expect.objectContaining({
         component: 'envoy',
         level: 40,
-        msg: expect.stringContaining('initial fetch timed out'),
+        msg: expect.stringMatching(/^\[envoy\] .*initial fetch timed out/),
       }),
     );
+    const forwarded = e.records.filter((r) => r['component'] === 'envoy');
+    expect(forwarded.length).toBeGreaterThan(2);
+    for (const r of forwarded) expect(r.msg).toMatch(/^\[envoy\] /);
+    // Skein's own lines carry no such prefix.
+    for (const r of e.records.filter((x) => x['component'] !== 'envoy'))
+      expect(r.msg).not.toMatch(/^\[envoy\]/);
   });
 
   it('restarts Envoy after SIGKILL with a new pid, and admin answers again', async () => {
@@ -225,7 +232,7 @@ describe('EnvoySupervisor', () => {
     expect(await exit).toEqual([0, null]);
     expect(e.records).toContainEqual(expect.objectContaining({ msg: 'draining Envoy listeners' }));
     expect(e.records).toContainEqual(
-      expect.objectContaining({ component: 'envoy', msg: 'caught ENVOY_SIGTERM' }),
+      expect.objectContaining({ component: 'envoy', msg: '[envoy] caught ENVOY_SIGTERM' }),
     );
     expect(() => process.kill(pid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
     expect(s.pid).toBeUndefined();
@@ -238,6 +245,7 @@ describe('EnvoySupervisor', () => {
       expect.objectContaining({
         component: 'envoy',
         stream: 'stdout',
+        msg: '[envoy] access',
         access: { path: '/x', code: 200, upstream: 'b' },
       }),
     );

@@ -280,11 +280,11 @@ export async function testListenerAddress(adminUrl: string): Promise<{ host: str
   return { host: sa.address, port: sa.port_value };
 }
 
-/** The dynamic base id Envoy logged at start-up ("initializing epoch 0 (base id=N, …)"), per pid. */
+/** The dynamic base id Envoy logged at start-up ("[envoy] initializing epoch 0 (base id=N, …)"), per pid. */
 export function baseIdsFromLogs(records: readonly LogRecord[]): Map<number, string> {
   const ids = new Map<number, string>();
   for (const r of records) {
-    const m = /^initializing epoch 0 \(base id=(\d+),/.exec(r.msg ?? '');
+    const m = /^\[envoy\] initializing epoch 0 \(base id=(\d+),/.exec(r.msg ?? '');
     if (m?.[1] !== undefined && typeof r['pid'] === 'number') ids.set(r['pid'], m[1]);
   }
   return ids;
