@@ -33,8 +33,8 @@ export function gatewayStatuses(gateways: Iterable<GatewayState>, transitionTime
       namespace: g.namespace,
       name: g.name,
       status: {
-        ...(programmed && g.addresses.ok
-          ? { addresses: g.addresses.addresses.map((value) => ({ type: 'IPAddress', value })) }
+        ...(programmed && g.addresses.ok && g.addresses.reported.length > 0
+          ? { addresses: g.addresses.reported.map((value) => ({ type: 'IPAddress', value })) }
           : {}),
         conditions: sortConditions([acceptedCondition(g, ctx), programmedCondition(g, ctx)]),
         listeners,
@@ -90,7 +90,10 @@ function programmedCondition(g: GatewayState, ctx: ConditionContext): Condition 
       g.addresses.message,
     );
   }
-  const where = g.addresses.addresses.join(', ');
+  const where =
+    g.addresses.reported.length > 0
+      ? g.addresses.addresses.join(', ')
+      : `every interface (${g.addresses.addresses.join(', ')}); no address is reported, as spec.addresses names no IP address`;
   return condition(
     ctx,
     ConditionType.Programmed,

@@ -8,6 +8,8 @@ import {
   type RouteFilterSpec,
   translateFilters,
 } from '../../src/gateway/filters.js';
+import { translateRouteRules } from '../../src/gateway/routeRules.js';
+import type { HTTPRoute } from '../../src/sources/objects.js';
 
 /**
  * translateFilters: the filter → IR step shared by HTTPRoute and GRPCRoute. The golden files cover the
@@ -224,5 +226,36 @@ describe('translateFilters', () => {
     expect(r.ok && r.filters.fail?.filter).toBe('ExtensionRef');
     const auth = filters([{ type: 'ExternalAuth', externalAuth: { protocol: 'HTTP' } }]);
     expect(auth.ok && auth.filters.fail?.message).toMatch(/fails closed/);
+  });
+});
+
+describe('RequestRedirect with backendRefs', () => {
+  // The HTTPRoute CRD (v1.6 standard) rejects this combination with a CEL rule ("RequestRedirect filter
+  // must not be used together with backendRefs"), and so does the file source; objects stored under an
+  // older CRD can still carry it. Only that rule is dropped: its requests are neither redirected nor
+  // forwarded, and the other rules keep serving.
+  it('drops that rule alone, with the CRD rule as the reason', () => {
+    const route = {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'r', namespace: 'default' },
+      spec: {
+        rules: [
+          {
+            filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'elsewhere.example.com' } }],
+            backendRefs: [{ name: 'web', port: 80 }],
+          },
+          {
+            matches: [{ path: { type: 'PathPrefix', value: '/kept' } }],
+            backendRefs: [{ name: 'web', port: 80 }],
+          },
+        ],
+      },
+    } as unknown as HTTPRoute;
+    const t = translateRouteRules(route, [[ok('default/web/80')], [ok('default/web/80')]]);
+    expect(t.dropped).toEqual([
+      'rules[0]: a RequestRedirect filter must not be used together with backendRefs',
+    ]);
+    expect(t.rules.map((r) => r.index)).toEqual([1]);
   });
 });

@@ -202,7 +202,7 @@ describe('memoised builds follow what the new kinds depend on', () => {
   });
 
   it('an HTTPRoute and a TCPRoute to one Service port get two backends, one per protocol', () => {
-    const yaml = readFileSync(path.join(testdata, 'tcproute-simple.in.yaml'), 'utf8');
+    const yaml = readFileSync(path.join(testdata, 'tcproute-multiple-routes-attachment.in.yaml'), 'utf8');
     const extra = `---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
