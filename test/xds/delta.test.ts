@@ -189,12 +189,4 @@ describe('delta ADS', () => {
     expect(Object.keys(versions(await s.next()))).toEqual(['b']);
     expect(s.violations).toEqual([]);
   });
-
-  it('serves delta on a per-type service (ClusterDiscoveryService/DeltaClusters)', async () => {
-    const s = client.delta('/envoy.service.cluster.v3.ClusterDiscoveryService/DeltaClusters');
-    s.send({ typeUrl: TypeUrl.Cluster, node });
-    const r = await s.next();
-    expect(Object.keys(versions(r)).sort()).toEqual(['a', 'b']);
-    expect(h.server.status().streams[0]?.kind).toBe('cds-delta');
-  });
 });

@@ -303,28 +303,3 @@ describe('SotW ADS', () => {
     }
   });
 });
-
-describe('per-type services', () => {
-  it('serves LDS on ListenerDiscoveryService/StreamListeners, with the type URL implied', async () => {
-    const s = client.sotw('/envoy.service.listener.v3.ListenerDiscoveryService/StreamListeners');
-    s.send({ typeUrl: TypeUrl.Listener, node });
-    const r = await s.next();
-    expect(r.typeUrl).toBe(TypeUrl.Listener);
-    expect(bytesOf(r)).toEqual(snapshotBytes(snap1, TypeUrl.Listener));
-    expect(h.server.status().streams[0]?.kind).toBe('lds-sotw');
-    // Another type on a per-type stream is refused (ignored), the stream goes on.
-    s.send({ typeUrl: TypeUrl.Cluster, responseNonce: r.nonce });
-    await s.expectQuiet(100);
-    ack(s, r);
-    await s.expectQuiet(50);
-    expect(h.server.status().streams[0]?.types[0]?.ackedVersion).toBe(r.versionInfo);
-  });
-
-  it('does not order across types on a per-type stream: RDS goes out without any CDS', async () => {
-    const s = client.sotw('/envoy.service.route.v3.RouteDiscoveryService/StreamRoutes');
-    s.send({ typeUrl: '', resourceNames: ['rc'], node });
-    const r = await s.next();
-    expect(r.typeUrl).toBe(TypeUrl.RouteConfiguration);
-    expect(r.resources.map((x) => x.name)).toEqual(['rc']);
-  });
-});
