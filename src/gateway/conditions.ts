@@ -54,11 +54,15 @@ export const ConditionType = {
   ResolvedRefs: 'ResolvedRefs',
   Conflicted: 'Conflicted',
   PartiallyInvalid: 'PartiallyInvalid',
+  /** GatewayClass: whether Skein implements the Gateway API version of the CRDs present. */
+  SupportedVersion: 'SupportedVersion',
 } as const;
 
 export const GatewayClassReason = {
   Accepted: 'Accepted',
   InvalidParameters: 'InvalidParameters',
+  SupportedVersion: 'SupportedVersion',
+  UnsupportedVersion: 'UnsupportedVersion',
 } as const;
 
 export const GatewayReason = {

@@ -21,7 +21,7 @@ import { BackendCache, BackendIndex } from './backends.js';
 import { BackendTlsIndex } from './backendTlsPolicies.js';
 import { carryStatus, carryTransitionTimes, statusKey } from './conditions.js';
 import { dropInvalid } from './dropInvalid.js';
-import { processGatewayClasses } from './gatewayClasses.js';
+import { type CrdBundleVersion, processGatewayClasses } from './gatewayClasses.js';
 import { gatewayStatuses } from './gatewayStatus.js';
 import { GRPC_ROUTE_KIND } from './grpcRoutes.js';
 import {
@@ -69,6 +69,11 @@ export interface GatewayTranslateOptions {
    * status port): a listener that would bind one is not accepted (PortUnavailable). Default none.
    */
   readonly reservedSockets?: readonly ReservedSocket[];
+  /**
+   * The Gateway API CRDs in the cluster and their bundle versions, for the GatewayClass SupportedVersion
+   * condition. Absent (standalone: no CRDs) nothing is compared.
+   */
+  readonly crdBundleVersions?: readonly CrdBundleVersion[];
 }
 
 export interface GatewayResult {
@@ -165,7 +170,12 @@ export function createGatewayTranslator(): GatewayTranslator {
       build++;
 
       // 1. GatewayClasses: which classes are ours, and whether each is accepted.
-      const classes = processGatewayClasses(objects.gatewayClasses, controllerName, transitionTime);
+      const classes = processGatewayClasses(
+        objects.gatewayClasses,
+        controllerName,
+        transitionTime,
+        options.crdBundleVersions,
+      );
       const classNames = new Set(objects.gatewayClasses.map((c) => c.metadata?.name ?? ''));
 
       // 2+3. Gateways of our classes: listeners checked one by one (protocol, TLS certificateRefs with

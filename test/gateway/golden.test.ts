@@ -16,7 +16,7 @@ import type { ObjectSet } from '../../src/sources/objects.js';
  * Golden files: testdata/<case>.in.yaml (Kubernetes objects) → testdata/<case>.out.yaml (statuses,
  * diagnostics and IR). Cases are named after the Gateway API conformance tests they mirror, where one
  * exists. A case may have testdata/<case>.options.yaml: translator options besides the transition time
- * (`reservedSockets`, `controllerName`).
+ * (`reservedSockets`, `controllerName`, `crdBundleVersions`).
  *
  * `npx vitest run -u test/gateway` rewrites the outputs; review the diff by eye before committing. A
  * case without an output fails unless run with -u (vitest would otherwise write it silently outside CI,
@@ -49,7 +49,7 @@ function options(name: string): GatewayTranslateOptions {
   const file = path.join(testdata, `${name}${OPTIONS}`);
   if (!existsSync(file)) return { transitionTime: TIME };
   const given = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  const known = new Set(['reservedSockets', 'controllerName']);
+  const known = new Set(['reservedSockets', 'controllerName', 'crdBundleVersions']);
   const unknown = Object.keys(given).filter((k) => !known.has(k));
   if (unknown.length > 0) throw new Error(`${name}${OPTIONS}: unknown option(s) ${unknown.join(', ')}`);
   return { ...(given as Partial<GatewayTranslateOptions>), transitionTime: TIME };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { carryTransitionTimes } from '../../src/gateway/conditions.js';
+import { SUPPORTED_FEATURES } from '../../src/gateway/gatewayClasses.js';
 import { createGatewayTranslator, translateGateway } from '../../src/gateway/translate.js';
 import type { Ir, IrRoute } from '../../src/model/ir.js';
 import { FileCache } from '../../src/sources/file/FileCache.js';
@@ -354,3 +355,10 @@ describe('bad input never throws', () => {
 function* routes(ir: Ir): Generator<string> {
   for (const l of ir.listeners) for (const vh of l.virtualHosts) for (const r of vh.routes) yield r.name;
 }
+
+describe('GatewayClass supportedFeatures', () => {
+  it('lists each feature once, in the ascending order the spec asks for', () => {
+    expect([...SUPPORTED_FEATURES].sort()).toEqual(SUPPORTED_FEATURES);
+    expect(new Set(SUPPORTED_FEATURES).size).toBe(SUPPORTED_FEATURES.length);
+  });
+});
