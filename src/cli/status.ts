@@ -1,5 +1,9 @@
 import { parseArgs } from 'node:util';
+import { type Diagnostic, formatDiagnostic } from '../sources/objects.js';
 import type { StandaloneStatus } from '../standalone.js';
+
+/** Input problems `skein status` prints in full; the JSON output has every one. */
+const MAX_PROBLEMS = 20;
 
 const HELP = `Usage: skein status [--port N] [-o text|json]
 
@@ -52,13 +56,28 @@ export function formatStatus(s: StandaloneStatus): string {
     lines.push('envoy:   not supervised (--no-envoy)');
   }
   const build = s.lastBuild as
-    | { at?: string; published?: boolean; resources?: number; errors?: string[] }
+    | {
+        at?: string;
+        published?: boolean;
+        resources?: number;
+        errors?: string[];
+        diagnostics?: Diagnostic[];
+      }
     | undefined;
   if (build !== undefined) {
     lines.push(
       `build:   ${build.published === true ? 'published' : 'NOT published'} at ${build.at ?? '?'} (${build.resources ?? 0} resources)`,
     );
     for (const e of build.errors ?? []) lines.push(`  error: ${e}`);
+    // Problems in the input (a file that does not parse, a field with a bad value): errors first, each
+    // naming its file and object. The last good config of those files keeps serving.
+    const problems = [...(build.diagnostics ?? [])].sort(
+      (a, b) => (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1),
+    );
+    lines.push(problems.length === 0 ? 'input:   no problems' : `input:   ${problems.length} problem(s)`);
+    for (const d of problems.slice(0, MAX_PROBLEMS)) lines.push(`  ${d.severity}: ${formatDiagnostic(d)}`);
+    if (problems.length > MAX_PROBLEMS)
+      lines.push(`  ... and ${problems.length - MAX_PROBLEMS} more (skein status -o json lists them all)`);
   }
   const xds = s.xds;
   lines.push('');

@@ -7,6 +7,7 @@ import { formatStatus } from '../../src/cli/status.js';
 import { type EchoReply, type EchoServer, startEchoServer } from '../../src/echo/echoServer.js';
 import { getConfigDump } from '../../src/envoy/admin.js';
 import { silentLogger } from '../../src/log.js';
+import type { Diagnostic } from '../../src/sources/objects.js';
 import { type Standalone, startStandalone } from '../../src/standalone.js';
 import { randomLoopback, waitFor } from '../helpers/net.js';
 
@@ -84,6 +85,18 @@ async function get(url: string): Promise<{ status: number; reply: EchoReply | un
   const text = await res.text();
   return { status: res.status, reply: res.status === 200 ? (JSON.parse(text) as EchoReply) : undefined };
 }
+
+const ONLY_BLUE = `
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: only-blue, namespace: default }
+spec:
+  parentRefs: [{ name: edge }]
+  rules:
+    - matches: [{ path: { type: PathPrefix, value: /only-blue } }]
+      backendRefs: [{ name: blue, port: 80 }]
+`;
 
 // RE2 (Envoy) refuses repetition counts above 1000; JavaScript accepts them, so this passes Skein's
 // own checks and reaches Envoy, which rejects the route configuration.
@@ -174,21 +187,7 @@ describe.each([
     const t0 = Date.now();
     await writeFile(
       path.join(dir, 'route.yaml'),
-      routeYaml({
-        blueWeight: 0,
-        greenWeight: 1,
-        extra: `
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: { name: only-blue, namespace: default }
-spec:
-  parentRefs: [{ name: edge }]
-  rules:
-    - matches: [{ path: { type: PathPrefix, value: /only-blue } }]
-      backendRefs: [{ name: blue, port: 80 }]
-`,
-      }),
+      routeYaml({ blueWeight: 0, greenWeight: 1, extra: ONLY_BLUE }),
     );
     // Under the old config /only-blue/x reaches blue 70% of the time through the `/` split, so wait for
     // what only the new config does: ten prefix requests in a row all at green (old config: 0.3^10).
@@ -213,6 +212,57 @@ spec:
     expect(dump).toContain('/only-blue');
     // The issue's bar is one second from edit to Envoy; the watcher debounce is 50 ms.
     expect(elapsed).toBeLessThan(1000);
+  });
+
+  it('keeps serving the last good config of a file that stops parsing, names the file, and applies the fix', async () => {
+    const pid = skein.envoy?.pid;
+    // A syntax error in route.yaml (an unclosed flow mapping), written while Skein runs.
+    await writeFile(
+      path.join(dir, 'route.yaml'),
+      `${routeYaml({ blueWeight: 1, greenWeight: 0, extra: ONLY_BLUE })}---\nkind: HTTPRoute\nmetadata: { name: broken\n`,
+    );
+    const syntax = await waitFor(
+      'the syntax error in the build report',
+      async () => {
+        const build = (await skein.statusReport()).lastBuild as { diagnostics: Diagnostic[] };
+        return build.diagnostics.find((d) => d.code === 'SKEIN_SOURCE_YAML_SYNTAX');
+      },
+      5000,
+    );
+    expect(syntax).toMatchObject({ severity: 'error', origin: 'route.yaml#2' });
+    expect(syntax.message).toMatch(/line \d+/);
+    // `skein status` says it, naming the file and the document (#2: the third, counting from 0).
+    expect(formatStatus(await skein.statusReport())).toMatch(
+      /error: SKEIN_SOURCE_YAML_SYNTAX: route\.yaml#2: /,
+    );
+    // Envoy serves the file's last good objects: the 0/1 split and /only-blue, not the 1/0 split of the
+    // file that does not parse.
+    for (let i = 0; i < 10; i++)
+      expect((await get(`${base}/while-broken/${i}`)).reply?.backend).toBe('green');
+    expect((await get(`${base}/only-blue/x`)).reply?.backend).toBe('blue');
+    expect(skein.envoy?.pid).toBe(pid);
+
+    // Fixed, with one more route: it is served, and the problem is gone from the report.
+    await writeFile(
+      path.join(dir, 'route.yaml'),
+      routeYaml({
+        blueWeight: 0,
+        greenWeight: 1,
+        extra: `${ONLY_BLUE}    - matches: [{ path: { type: PathPrefix, value: /after-fix } }]
+      backendRefs: [{ name: blue, port: 80 }]
+`,
+      }),
+    );
+    await waitFor(
+      'the fixed file to be served',
+      async () => ((await get(`${base}/after-fix/x`)).reply?.backend === 'blue' ? true : undefined),
+      5000,
+      20,
+    );
+    const build = (await skein.statusReport()).lastBuild as { diagnostics: Diagnostic[]; published: boolean };
+    expect(build.published).toBe(true);
+    expect(build.diagnostics.filter((d) => d.origin?.startsWith('route.yaml'))).toEqual([]);
+    expect((await get(`${base}/any/x`)).reply?.backend).toBe('green');
   });
 
   it('keeps serving the last good config when Envoy NACKs, and does not resend the rejected config', async () => {
