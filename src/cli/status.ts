@@ -71,8 +71,8 @@ export function formatStatus(s: StandaloneStatus): string {
     for (const e of build.errors ?? []) lines.push(`  error: ${e}`);
     // Problems in the input (a file that does not parse, a field with a bad value): errors first, each
     // naming its file and object. The last good config of those files keeps serving.
-    const problems = [...(build.diagnostics ?? [])].sort(
-      (a, b) => (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1),
+    const problems = [...(build.diagnostics ?? [])].sort((a, b) =>
+      a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1,
     );
     lines.push(problems.length === 0 ? 'input:   no problems' : `input:   ${problems.length} problem(s)`);
     for (const d of problems.slice(0, MAX_PROBLEMS)) lines.push(`  ${d.severity}: ${formatDiagnostic(d)}`);
