@@ -1,4 +1,6 @@
+import { runAgent } from './agent.js';
 import { runEcho } from './echo.js';
+import { runOperator } from './operator.js';
 import { runStatus } from './status.js';
 import { runTranslate } from './translate.js';
 import { runUp } from './up.js';
@@ -12,6 +14,8 @@ const USAGE = `Usage: skein <command> [options]
 Commands:
   up          Run the control plane and a node-wide Envoy on a directory of Kubernetes YAML (standalone mode)
   translate   Print the IR, the Envoy resources or the computed statuses for a directory, without running anything
+  agent       Run the per-node agent on a Kubernetes cluster: informers, translation, xDS for the node's Envoy
+  operator    Run the cluster-wide operator: leader election, status of Gateways, routes and Ingresses
   status      Show NACKs, ACKed versions per resource type and Envoy readiness of a running 'skein up'
   echo        Run a small echo backend (used by the quickstart)
   version     Print the version of Skein and of the Envoy it would run
@@ -27,6 +31,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await runUp(rest);
       case 'translate':
         return await runTranslate(rest);
+      case 'agent':
+        return await runAgent(rest);
+      case 'operator':
+        return await runOperator(rest);
       case 'status':
         return await runStatus(rest);
       case 'echo':
