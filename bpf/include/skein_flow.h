@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Flow events: what the datapath tells user space about a connection or a packet, through the
- * `skein_flows` ring buffer. Every program family (service load-balancing now; policy and L7 redirect
- * next) writes the same struct to the same ring buffer (pinned by name, so each family's object reuses
+ * `skein_flows` ring buffer. Every program family (service load-balancing, policy and the L7 redirect)
+ * writes the same struct to the same ring buffer (pinned by name, so each family's object reuses
  * it). Mirrored by FlowEvent in src/datapath/codecs/flow.ts.
  */
 #ifndef SKEIN_FLOW_H
@@ -15,6 +15,7 @@ enum skein_verdict {
 	SKEIN_VERDICT_PASS = 0,       /* left as it was */
 	SKEIN_VERDICT_TRANSLATED = 1, /* destination (or, on replies, source) rewritten */
 	SKEIN_VERDICT_DROP = 2,       /* refused: the connect()/sendmsg() failed, or the packet dropped */
+	SKEIN_VERDICT_REDIRECT = 3,   /* handed to the node proxy (policy): dport is the proxy port */
 };
 
 /* Why. One list for every family, so a reason code means the same thing everywhere. */
@@ -30,6 +31,17 @@ enum skein_reason {
 	SKEIN_REASON_PARSE_FRAGMENT = 8,     /* an IPv4 non-first fragment: no ports */
 	SKEIN_REASON_PARSE_IPV6_EXT = 9,     /* IPv6 extension headers are not walked yet: no ports */
 	SKEIN_REASON_PARSE_MALFORMED = 10,   /* an impossible header (IPv4 IHL < 5) */
+	/* The policy family (bpf/policy.bpf.c) numbers from 32, leaving room below for the others. */
+	SKEIN_REASON_POLICY_ALLOWED = 32,      /* a new flow a rule allows */
+	SKEIN_REASON_POLICY_NOT_ENFORCED = 33, /* a new flow of an endpoint no policy selects in that direction */
+	SKEIN_REASON_POLICY_DENIED = 34,       /* no rule allows it: the default deny of a selected endpoint */
+	SKEIN_REASON_POLICY_DENY_RULE = 35,    /* a deny rule matched */
+	SKEIN_REASON_POLICY_REDIRECT = 36,     /* a new flow handed to the node proxy */
+	SKEIN_REASON_CT_ESTABLISHED = 37,      /* a later packet of a tracked flow */
+	SKEIN_REASON_CT_REPLY = 38,            /* a reply of a tracked flow */
+	SKEIN_REASON_PROXY_UNAVAILABLE = 39,   /* redirect, but nothing listens on the proxy port: dropped */
+	SKEIN_REASON_PROXY_UNREACHABLE = 40,   /* redirect where the flow cannot be handed over (tc egress): dropped */
+	SKEIN_REASON_FROM_PROXY = 41,          /* the node proxy's own upstream connection (marked): passed */
 };
 
 /* Which program emitted the event. */
@@ -44,6 +56,9 @@ enum skein_hook {
 	SKEIN_HOOK_GETPEERNAME4 = 7,
 	SKEIN_HOOK_GETPEERNAME6 = 8,
 	SKEIN_HOOK_TC = 9,
+	/* The policy family numbers from 16. */
+	SKEIN_HOOK_POLICY_EGRESS = 16,  /* tc ingress of a pod's host-side interface: what the pod sends */
+	SKEIN_HOOK_POLICY_INGRESS = 17, /* tc egress of it (or a local sender's ingress check): what it receives */
 };
 
 /*
@@ -65,7 +80,7 @@ struct skein_flow_event {
 	__u8 hook;                   /* enum skein_hook */
 	__u16 pad0;
 	__u32 ifindex;               /* the interface (tc), else 0 */
-	__u32 src_identity;          /* security identities: 0 until the policy family sets them */
+	__u32 src_identity;          /* security identities (policy family), else 0 */
 	__u32 dst_identity;
 };
 SKEIN_STATIC_ASSERT(sizeof(struct skein_flow_event) == 88, "skein_flow_event is 88 bytes");

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Packet parser for tc programs: Ethernet, then IPv4 or IPv6, then the TCP/UDP ports. Every header
- * access is bounds-checked against data_end; a packet that ends early is reported, never read past.
+ * Packet parser for tc programs: Ethernet, then IPv4 or IPv6, then the TCP/UDP/SCTP ports (and the TCP
+ * flags, the ICMP type). Every header access is bounds-checked against data_end; a packet that ends early
+ * is reported, never read past.
  * The policy family builds on it. Unit-tested with crafted packets through BPF_PROG_TEST_RUN
  * (test/datapath/parser.test.ts).
  */
@@ -22,7 +23,14 @@ struct skein_pkt {
 	__u16 dport;
 	__u8 proto;
 	__u8 reason; /* SKEIN_REASON_NONE when fully parsed, else why it stopped (enum skein_reason) */
+	__u8 tcp_flags; /* TCP: the flags byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10) when reachable */
+	__u8 icmp_type; /* ICMP and ICMPv6: the type when reachable */
 };
+
+#define SKEIN_TCP_FIN 0x01
+#define SKEIN_TCP_SYN 0x02
+#define SKEIN_TCP_RST 0x04
+#define SKEIN_TCP_ACK 0x10
 
 enum {
 	SKEIN_PARSE_NOT_IP = 0, /* not IPv4/IPv6 (ARP, …), or shorter than an Ethernet header */
@@ -32,8 +40,15 @@ enum {
 static __always_inline int skein_parse_ports(struct skein_pkt *p, void *l4, void *data_end)
 {
 	__u16 *ports = l4;
+	__u8 *bytes = l4;
 
-	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+	if (p->proto == IPPROTO_ICMP || p->proto == 58 /* ICMPv6 */) {
+		if ((void *)(bytes + 1) <= data_end)
+			p->icmp_type = bytes[0];
+		return SKEIN_PARSE_IP;
+	}
+	/* SCTP has its ports where TCP and UDP have them. */
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP && p->proto != IPPROTO_SCTP)
 		return SKEIN_PARSE_IP;
 	if ((void *)(ports + 2) > data_end) {
 		p->reason = SKEIN_REASON_PARSE_TRUNCATED;
@@ -41,6 +56,8 @@ static __always_inline int skein_parse_ports(struct skein_pkt *p, void *l4, void
 	}
 	p->sport = ports[0];
 	p->dport = ports[1];
+	if (p->proto == IPPROTO_TCP && (void *)(bytes + 14) <= data_end)
+		p->tcp_flags = bytes[13];
 	return SKEIN_PARSE_IP;
 }
 

@@ -63,6 +63,21 @@ bool IsMissing(const Napi::CallbackInfo &info, size_t i);
 // F_DUPFD_CLOEXEC, throwing on failure.
 int DupFd(Napi::Env env, int fd, const char *what);
 
+// Runs this thread in another network namespace (a /run/netns/NAME or /proc/PID/ns/net path) until the
+// guard goes out of scope; an empty path does nothing. Interface indexes are per namespace, so attaching
+// to an interface of a namespace the process is not in (a test's "node") needs it. Only the calling thread
+// moves, for the duration of one synchronous call.
+class NetnsGuard {
+ public:
+  NetnsGuard(Napi::Env env, const std::string &path);
+  ~NetnsGuard();
+  NetnsGuard(const NetnsGuard &) = delete;
+  NetnsGuard &operator=(const NetnsGuard &) = delete;
+
+ private:
+  int self_ = -1;
+};
+
 // `cgroup/connect4`, `cgroup_inet4_connect` or `tcx_ingress` -> the attach type; false if unknown.
 bool ParseAttachType(const std::string &name, enum bpf_attach_type *out);
 std::string AttachTypeName(enum bpf_attach_type t);
@@ -104,11 +119,15 @@ class ProgramHandle : public Napi::ObjectWrap<ProgramHandle> {
   static Napi::Object NewFromFd(Napi::Env env, int fd, const std::string &name, int expectedAttachType);
   explicit ProgramHandle(const Napi::CallbackInfo &info);
   ~ProgramHandle() override;
+  // The program fd for another handle's call (a link update); throws if closed.
+  int FdFor(Napi::Env env, const char *op) { return Fd(env, op); }
+  const std::string &Name() const { return name_; }
 
  private:
   Napi::Value Info(const Napi::CallbackInfo &info);
   Napi::Value AttachCgroup(const Napi::CallbackInfo &info);
   Napi::Value AttachTcx(const Napi::CallbackInfo &info);
+  Napi::Value AttachTracing(const Napi::CallbackInfo &info);
   Napi::Value TestRun(const Napi::CallbackInfo &info);
   Napi::Value Pin(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
@@ -129,6 +148,7 @@ class LinkHandle : public Napi::ObjectWrap<LinkHandle> {
  private:
   Napi::Value Info(const Napi::CallbackInfo &info);
   Napi::Value Pin(const Napi::CallbackInfo &info);
+  Napi::Value Update(const Napi::CallbackInfo &info);
   Napi::Value Detach(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
   int Fd(Napi::Env env, const char *op);

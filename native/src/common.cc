@@ -1,10 +1,12 @@
 // Errors, libbpf's log capture, argument checks and name tables shared by the handle classes.
 
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -113,6 +115,33 @@ int DupFd(Napi::Env env, int fd, const char *what) {
   int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (dup < 0) ThrowErrno(env, kInvalidState, std::string("cannot duplicate the fd of ") + what, errno);
   return dup;
+}
+
+NetnsGuard::NetnsGuard(Napi::Env env, const std::string &path) {
+  if (path.empty()) return;
+  int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (target < 0) ThrowErrno(env, kInvalidArgument, "cannot open the network namespace " + path, errno);
+  self_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self_ < 0) {
+    int err = errno;
+    close(target);
+    ThrowErrno(env, kInvalidState, "cannot open this thread's network namespace", err);
+  }
+  if (setns(target, CLONE_NEWNET) != 0) {
+    int err = errno;
+    close(target);
+    close(self_);
+    self_ = -1;
+    ThrowErrno(env, kInvalidArgument, "cannot enter the network namespace " + path, err);
+  }
+  close(target);
+}
+
+NetnsGuard::~NetnsGuard() {
+  if (self_ < 0) return;
+  // A thread left in the wrong namespace would do every later call there: better to stop at once.
+  if (setns(self_, CLONE_NEWNET) != 0) std::abort();
+  close(self_);
 }
 
 // The attach types libbpf 1.1 may not know by name (it predates tcx).

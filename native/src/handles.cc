@@ -272,6 +272,7 @@ Napi::Function ProgramHandle::Init(Napi::Env env) {
                          InstanceMethod<&ProgramHandle::Info>("info"),
                          InstanceMethod<&ProgramHandle::AttachCgroup>("attachCgroup"),
                          InstanceMethod<&ProgramHandle::AttachTcx>("attachTcx"),
+                         InstanceMethod<&ProgramHandle::AttachTracing>("attachTracing"),
                          InstanceMethod<&ProgramHandle::TestRun>("testRun"),
                          InstanceMethod<&ProgramHandle::Pin>("pin"),
                          InstanceMethod<&ProgramHandle::Close>("close"),
@@ -347,19 +348,43 @@ Napi::Value ProgramHandle::AttachCgroup(const Napi::CallbackInfo &info) {
   return LinkHandle::NewFromFd(env, link, what);
 }
 
-// attachTcx(ifindex, "ingress" | "egress") -> Link. tcx (Linux 6.6): a link, so it can be pinned, and
-// several programs chain on one interface without replacing each other.
+// attachTcx(ifindex, "ingress" | "egress", netnsPath?) -> Link. tcx (Linux 6.6): a link, so it can be
+// pinned, and several programs chain on one interface without replacing each other. With netnsPath the
+// ifindex is one of that network namespace (the link keeps working from any namespace).
 Napi::Value ProgramHandle::AttachTcx(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   uint32_t ifindex = Uint32Arg(info, 0, "ifindex");
   std::string dir = StringArg(info, 1, "direction");
+  std::string netns = IsMissing(info, 2) ? "" : StringArg(info, 2, "netnsPath");
   int fd = Fd(env, "attach");
   enum bpf_attach_type type;
   if (dir != "ingress" && dir != "egress") Throw(env, kInvalidArgument, "direction must be ingress or egress");
   ParseAttachType(dir == "ingress" ? "tcx_ingress" : "tcx_egress", &type);
   if (ifindex == 0) Throw(env, kInvalidArgument, "ifindex must be at least 1");
-  int link = bpf_link_create(fd, static_cast<int>(ifindex), type, nullptr);
-  std::string what = "program " + name_ + " (tcx " + dir + ") on ifindex " + std::to_string(ifindex);
+  std::string what = "program " + name_ + " (tcx " + dir + ") on ifindex " + std::to_string(ifindex) +
+                     (netns.empty() ? "" : " of " + netns);
+  int link;
+  int err;
+  {
+    NetnsGuard in(env, netns);
+    link = bpf_link_create(fd, static_cast<int>(ifindex), type, nullptr);
+    err = errno;
+  }
+  if (link < 0) ThrowErrno(env, kAttachFailed, "cannot attach " + what, err);
+  return LinkHandle::NewFromFd(env, link, what);
+}
+
+// attachTracing() -> Link: a tracing program (fentry/fexit) at the kernel function its section names.
+Napi::Value ProgramHandle::AttachTracing(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = Fd(env, "attach");
+  if (expectedAttachType_ < 0) Throw(env, kInvalidArgument, "program " + name_ + " has no known attach type");
+  enum bpf_attach_type type = static_cast<enum bpf_attach_type>(expectedAttachType_);
+  if (type != BPF_TRACE_FENTRY && type != BPF_TRACE_FEXIT) {
+    Throw(env, kInvalidArgument, "program " + name_ + " is not an fentry/fexit program");
+  }
+  int link = bpf_link_create(fd, 0, type, nullptr);
+  std::string what = "program " + name_ + " (" + AttachTypeName(type) + ")";
   if (link < 0) ThrowErrno(env, kAttachFailed, "cannot attach " + what, errno);
   return LinkHandle::NewFromFd(env, link, what);
 }
@@ -426,6 +451,7 @@ Napi::Function LinkHandle::Init(Napi::Env env) {
                      {
                          InstanceMethod<&LinkHandle::Info>("info"),
                          InstanceMethod<&LinkHandle::Pin>("pin"),
+                         InstanceMethod<&LinkHandle::Update>("update"),
                          InstanceMethod<&LinkHandle::Detach>("detach"),
                          InstanceMethod<&LinkHandle::Close>("close"),
                      });
@@ -470,6 +496,21 @@ Napi::Value LinkHandle::Pin(const Napi::CallbackInfo &info) {
   std::string path = PinPathArg(info);
   PinFd(info.Env(), Fd(info.Env(), "pin"), path, "link of " + description_);
   return info.Env().Undefined();
+}
+
+// update(program): swaps the link's program atomically (BPF_LINK_UPDATE): no packet sees neither.
+Napi::Value LinkHandle::Update(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (IsMissing(info, 0) || !info[0].IsObject() ||
+      !info[0].As<Napi::Object>().InstanceOf(GetAddonData(env)->program.Value())) {
+    Throw(env, kInvalidArgument, "update takes a BpfProgram");
+  }
+  ProgramHandle *prog = Napi::ObjectWrap<ProgramHandle>::Unwrap(info[0].As<Napi::Object>());
+  int progFd = prog->FdFor(env, "attach");
+  if (bpf_link_update(Fd(env, "update"), progFd, nullptr) != 0) {
+    ThrowErrno(env, kAttachFailed, "cannot update " + description_ + " to program " + prog->Name(), errno);
+  }
+  return env.Undefined();
 }
 
 // detach(): detaches the program now, even if the link is pinned (the pin then holds a dead link).

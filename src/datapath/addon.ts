@@ -108,6 +108,8 @@ export interface NativeLinkInfo {
 export interface NativeLink {
   info(): NativeLinkInfo;
   pin(path: string): void;
+  /** Swaps the link's program atomically (BPF_LINK_UPDATE). */
+  update(program: NativeProgram): void;
   detach(): void;
   close(): void;
 }
@@ -115,7 +117,10 @@ export interface NativeLink {
 export interface NativeProgram {
   info(): NativeProgramInfo;
   attachCgroup(cgroupPath: string, attachType?: string): NativeLink;
-  attachTcx(ifindex: number, direction: 'ingress' | 'egress'): NativeLink;
+  /** With netnsPath, ifindex is an interface of that network namespace. */
+  attachTcx(ifindex: number, direction: 'ingress' | 'egress', netnsPath?: string): NativeLink;
+  /** fentry/fexit programs, at the kernel function their section names. */
+  attachTracing(): NativeLink;
   testRun(options: NativeTestRunOptions): NativeTestRunResult;
   pin(path: string): void;
   close(): void;
@@ -148,6 +153,8 @@ export interface NativeAddon {
   unpin(path: string): boolean;
   isBpffs(path: string): boolean;
   libbpfVersion(): string;
+  /** Resolves after an RCU grace period (membarrier MEMBARRIER_CMD_GLOBAL), on a worker thread. */
+  synchronizeRcu(): Promise<void>;
 }
 
 // --- can this machine run it? ----------------------------------------------------------------------

@@ -24,6 +24,7 @@ import {
 } from './addon.js';
 import type { Codec } from './codec.js';
 import { DatapathError, DatapathErrorCode, fromNative, native } from './errors.js';
+import { PerCpuMap } from './perCpuMap.js';
 import { TypedMap } from './typedMap.js';
 
 /** Where Skein pins its maps and links unless told otherwise. */
@@ -103,6 +104,15 @@ export class BpfObject {
     );
   }
 
+  /** A per-CPU map through codecs (one value per CPU); sizes checked like map(). */
+  perCpuMap<K, V>(name: string, key: Codec<K>, value: Codec<V>): PerCpuMap<K, V> {
+    return new PerCpuMap(
+      native(() => this.obj.map(name)),
+      key,
+      value,
+    );
+  }
+
   /** A ring buffer map, each record decoded with `record`. */
   ringBuffer<T>(name: string, record: Codec<T>): RingBuffer<T> {
     const addon = loadAddon();
@@ -176,9 +186,28 @@ export class BpfProgram {
     return new BpfLink(native(() => this.prog.attachCgroup(cgroupPath, attachType)));
   }
 
-  /** Attaches a tc program with tcx (Linux 6.6+) on an interface of this network namespace. */
-  attachTcx(ifindex: number, direction: 'ingress' | 'egress'): BpfLink {
-    return new BpfLink(native(() => this.prog.attachTcx(ifindex, direction)));
+  /**
+   * Attaches a tc program with tcx (Linux 6.6+) on an interface of this network namespace, or of the one
+   * at `netns` (a /run/netns/NAME path): interface indexes are per namespace.
+   */
+  attachTcx(ifindex: number, direction: 'ingress' | 'egress', netns?: string): BpfLink {
+    return new BpfLink(
+      native(() =>
+        netns === undefined
+          ? this.prog.attachTcx(ifindex, direction)
+          : this.prog.attachTcx(ifindex, direction, netns),
+      ),
+    );
+  }
+
+  /** Attaches an fentry/fexit program at the kernel function its section names. */
+  attachTracing(): BpfLink {
+    return new BpfLink(native(() => this.prog.attachTracing()));
+  }
+
+  /** The addon's handle, for another handle's call (BpfLink.update). */
+  get nativeProgram(): NativeProgram {
+    return this.prog;
   }
 
   /** Runs the program once on `data` in the kernel (BPF_PROG_TEST_RUN); tc and XDP programs allow it. */
@@ -205,6 +234,11 @@ export class BpfLink {
   /** Pins the link: the program stays attached after this process exits, until unpin(). */
   pin(pinPath: string): void {
     native(() => this.link.pin(pinPath));
+  }
+
+  /** Swaps in another program atomically (BPF_LINK_UPDATE): every packet sees the old or the new one. */
+  update(program: BpfProgram): void {
+    native(() => this.link.update(program.nativeProgram));
   }
 
   /** Detaches now, pinned or not. */
@@ -272,6 +306,18 @@ export function openPinnedLink(pinPath: string): BpfLink {
 export function openPinnedProgram(pinPath: string): BpfProgram {
   const addon = loadAddon();
   return new BpfProgram(native(() => addon.openPinnedProgram(pinPath)));
+}
+
+/**
+ * Resolves once every BPF program run that started before the call has ended (an RCU grace period:
+ * programs run inside RCU read-side sections). A map value replaced before the call is then no longer
+ * read by anyone, so what only it pointed at can be deleted.
+ */
+export async function waitForBpfReaders(): Promise<void> {
+  const addon = loadAddon();
+  await native(() => addon.synchronizeRcu()).catch((err: unknown) => {
+    throw fromNative(err);
+  });
 }
 
 /** Removes a pin (only on bpffs); false if there was none. The last pin of an unused link detaches it. */

@@ -13,8 +13,10 @@ import type { ITLSRoute as ITLSRouteV1alpha3 } from '@kubernetes-models/gateway-
 import type { IEndpointSlice } from 'kubernetes-models/discovery.k8s.io/v1/EndpointSlice';
 import type { IIngress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
 import type { IIngressClass } from 'kubernetes-models/networking.k8s.io/v1/IngressClass';
+import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { INamespace } from 'kubernetes-models/v1/Namespace';
+import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { ISecret } from 'kubernetes-models/v1/Secret';
 import type { IService } from 'kubernetes-models/v1/Service';
 
@@ -55,6 +57,10 @@ export type Ingress = IIngress;
 export type IngressClass = IIngressClass;
 /** Read for the CA certificates of BackendTLSPolicies (`ca.crt`). */
 export type ConfigMap = IConfigMap;
+/** Read by the policy translator (src/policy/). */
+export type NetworkPolicy = INetworkPolicy;
+/** Read for policy: labels, addresses (`status.podIPs`), node, named container ports. */
+export type Pod = IPod;
 
 /** The kinds Skein reads, by `apiVersion` group and kind. */
 export const knownKinds = {
@@ -74,6 +80,8 @@ export const knownKinds = {
   Ingress: 'networking.k8s.io',
   IngressClass: 'networking.k8s.io',
   ConfigMap: '',
+  NetworkPolicy: 'networking.k8s.io',
+  Pod: '',
 } as const;
 export type KnownKind = keyof typeof knownKinds;
 
@@ -96,6 +104,8 @@ export interface ObjectSet {
   readonly ingresses: readonly Ingress[];
   readonly ingressClasses: readonly IngressClass[];
   readonly configMaps: readonly ConfigMap[];
+  readonly networkPolicies: readonly NetworkPolicy[];
+  readonly pods: readonly Pod[];
   /** Where each object came from (`kind/namespace/name` → `file.yaml#2`), for messages. */
   readonly origins: ReadonlyMap<string, string>;
 }
@@ -117,6 +127,8 @@ export const emptyObjectSet: ObjectSet = {
   ingresses: [],
   ingressClasses: [],
   configMaps: [],
+  networkPolicies: [],
+  pods: [],
   origins: new Map(),
 };
 

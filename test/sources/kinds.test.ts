@@ -188,7 +188,7 @@ describe('the kinds for GRPC, TLS, TCP and UDP routes, policies, Secrets and Ing
   });
 
   it('every ObjectSet list has an entry in emptyObjectSet and a known kind', () => {
-    expect(Object.keys(knownKinds)).toHaveLength(16);
+    expect(Object.keys(knownKinds)).toHaveLength(18);
     const cache = new FileCache();
     cache.update('all.yaml', valid);
     const snap = cache.snapshot().objects;

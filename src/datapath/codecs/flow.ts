@@ -6,7 +6,7 @@
 import { address, named, port, struct, u8, u32, u64 } from '../codec.js';
 
 /** enum skein_verdict, by name. */
-export const Verdict = { pass: 0, translated: 1, drop: 2 } as const;
+export const Verdict = { pass: 0, translated: 1, drop: 2, redirect: 3 } as const;
 export type Verdict = keyof typeof Verdict;
 
 /** enum skein_reason, by name. */
@@ -22,6 +22,17 @@ export const Reason = {
   parseFragment: 8,
   parseIpv6Ext: 9,
   parseMalformed: 10,
+  // The policy family (bpf/policy.bpf.c) numbers from 32.
+  policyAllowed: 32,
+  policyNotEnforced: 33,
+  policyDenied: 34,
+  policyDenyRule: 35,
+  policyRedirect: 36,
+  ctEstablished: 37,
+  ctReply: 38,
+  proxyUnavailable: 39,
+  proxyUnreachable: 40,
+  fromProxy: 41,
 } as const;
 export type Reason = keyof typeof Reason;
 
@@ -37,6 +48,10 @@ export const Hook = {
   getpeername4: 7,
   getpeername6: 8,
   tc: 9,
+  /** tc ingress of a pod's host-side interface: what the pod sends. */
+  policyEgress: 16,
+  /** tc egress of it (or the local sender's check of the receiver's ingress): what the pod receives. */
+  policyIngress: 17,
 } as const;
 export type Hook = keyof typeof Hook;
 
@@ -58,6 +73,7 @@ export interface FlowEvent {
   /** Before translation: the service (equal to destination when nothing was translated). */
   originalDestination: string;
   sourcePort: number;
+  /** For a redirect (policy), the proxy port; originalDestinationPort is the one the packet carries. */
   destinationPort: number;
   originalDestinationPort: number;
   /** IPPROTO_* (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6). */

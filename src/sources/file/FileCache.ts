@@ -12,7 +12,9 @@ import type {
   IngressClass,
   KnownKind,
   Namespace,
+  NetworkPolicy,
   ObjectSet,
+  Pod,
   ReferenceGrant,
   Secret,
   Service,
@@ -122,6 +124,8 @@ export class FileCache {
       Ingress: [],
       IngressClass: [],
       ConfigMap: [],
+      NetworkPolicy: [],
+      Pod: [],
     };
     const origins = new Map<string, string>();
     for (const file of this.paths()) {
@@ -164,6 +168,8 @@ export class FileCache {
         ingresses: sorted<Ingress>(byKind.Ingress),
         ingressClasses: sorted<IngressClass>(byKind.IngressClass),
         configMaps: sorted<ConfigMap>(byKind.ConfigMap),
+        networkPolicies: sorted<NetworkPolicy>(byKind.NetworkPolicy),
+        pods: sorted<Pod>(byKind.Pod),
         origins,
       },
       diagnostics,

@@ -14,7 +14,9 @@ import {
   type KnownKind,
   knownKinds,
   type Namespace,
+  type NetworkPolicy,
   objectKey,
+  type Pod,
   type ReferenceGrant,
   type Secret,
   type Service,
@@ -48,7 +50,9 @@ export type KnownObject =
   | Namespace
   | Ingress
   | IngressClass
-  | ConfigMap;
+  | ConfigMap
+  | NetworkPolicy
+  | Pod;
 
 export interface ParsedObject {
   readonly kind: KnownKind;

@@ -6,7 +6,7 @@ import type { KnownKind } from '../objects.js';
  * Schemas for the kinds Skein reads, mirroring what the API server checks before it stores an object:
  * the CRD's OpenAPI schema (types, required fields, patterns, enums, ranges, list sizes) and the CEL
  * rules of the Gateway API CRDs, plus the built-in validation of the core and networking kinds (Service,
- * EndpointSlice, Secret, ConfigMap, Namespace, Ingress, IngressClass).
+ * EndpointSlice, Secret, ConfigMap, Namespace, Ingress, IngressClass, NetworkPolicy, Pod).
  *
  * Only what the API server itself would reject belongs here. Values the schema allows but Skein cannot
  * serve (an HTTPS listener, a RequestMirror filter) pass, and the translator reports them as status
@@ -1281,6 +1281,205 @@ const endpointSliceSchema = z
     uniqueBy(slice.ports, (p) => p.name ?? '', 'ports', 'name', ctx);
   });
 
+// --- NetworkPolicy (networking.k8s.io/v1), Pod (core v1) ---
+
+/** A LabelSelector as the API server validates it for built-in kinds (metav1 ValidateLabelSelector). */
+const strictLabelSelector = z
+  .object({
+    matchLabels: labelMap.optional(),
+    matchExpressions: z
+      .array(
+        z.object({
+          key: z.string().refine(validLabelKey, { error: 'must be a label key' }),
+          operator: enumOf(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+          values: z.array(z.string()).optional(),
+        }),
+      )
+      .optional(),
+  })
+  .superRefine((sel, ctx) => {
+    sel.matchExpressions?.forEach((e, i) => {
+      const some = (e.values?.length ?? 0) > 0;
+      if ((e.operator === 'In' || e.operator === 'NotIn') && !some) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['matchExpressions', i, 'values'],
+          message: `must be non-empty when operator is ${e.operator}`,
+        });
+      }
+      if ((e.operator === 'Exists' || e.operator === 'DoesNotExist') && some) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['matchExpressions', i, 'values'],
+          message: `must be empty when operator is ${e.operator}`,
+        });
+      }
+    });
+  });
+
+/** A CIDR: an IP address, '/', a prefix length the family allows. */
+function cidrProblem(text: string): string | undefined {
+  const slash = text.indexOf('/');
+  const family = slash < 0 ? 0 : isIP(text.slice(0, slash));
+  const bits = slash < 0 ? '' : text.slice(slash + 1);
+  if (family === 0 || !/^(0|[1-9][0-9]{0,2})$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128)) {
+    return "must be a CIDR like '10.0.0.0/16' or '2001:db8::/64'";
+  }
+  return undefined;
+}
+
+/** The address bits of a CIDR as a string of 0/1 (family-tagged), for the except ⊂ cidr check. */
+function cidrBits(text: string): string {
+  const [addr = '', len = '0'] = text.split('/');
+  let bits = '';
+  if (isIP(addr) === 4) {
+    for (const part of addr.split('.')) bits += Number(part).toString(2).padStart(8, '0');
+  } else {
+    let full = addr;
+    if (full.includes('.')) {
+      const i = full.lastIndexOf(':');
+      const v4 = full
+        .slice(i + 1)
+        .split('.')
+        .map(Number);
+      full = `${full.slice(0, i + 1)}${(((v4[0] ?? 0) << 8) | (v4[1] ?? 0)).toString(16)}:${(((v4[2] ?? 0) << 8) | (v4[3] ?? 0)).toString(16)}`;
+    }
+    const [head = '', tail] = full.split('::');
+    const h = head === '' ? [] : head.split(':');
+    const t = tail === undefined || tail === '' ? [] : tail.split(':');
+    const groups = [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
+    for (const g of groups) bits += Number.parseInt(g, 16).toString(2).padStart(16, '0');
+  }
+  return `${isIP(addr)}:${bits.slice(0, Number(len))}`;
+}
+
+const networkPolicyPort = z
+  .object({
+    protocol: enumOf(['TCP', 'UDP', 'SCTP']).optional(),
+    port: z
+      .union([z.number(), z.string()], { error: 'must be a port number or a port name' })
+      .superRefine((p, ctx) => {
+        if (typeof p === 'number') {
+          if (!Number.isInteger(p) || p < 1 || p > 65535)
+            ctx.addIssue({ code: 'custom', message: 'must be a port in 1..65535' });
+        } else {
+          const problem = portNameProblem(p);
+          if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+        }
+      })
+      .optional(),
+    endPort: z
+      .number({ error: 'must be an integer' })
+      .int({ error: 'must be an integer' })
+      .max(65535, { error: 'must be a port in 1..65535' })
+      .optional(),
+  })
+  .superRefine((p, ctx) => {
+    if (p.endPort === undefined) return;
+    if (typeof p.port !== 'number') {
+      ctx.addIssue({ code: 'custom', path: ['endPort'], message: 'may only be set with a numeric port' });
+    } else if (p.endPort < p.port) {
+      ctx.addIssue({ code: 'custom', path: ['endPort'], message: 'must be greater than or equal to port' });
+    }
+  });
+
+const networkPolicyPeer = z
+  .object({
+    podSelector: strictLabelSelector.optional(),
+    namespaceSelector: strictLabelSelector.optional(),
+    ipBlock: z
+      .object({
+        cidr: z.string().superRefine((c, ctx) => {
+          const problem = cidrProblem(c);
+          if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+        }),
+        except: z.array(z.string()).optional(),
+      })
+      .superRefine((b, ctx) => {
+        if (cidrProblem(b.cidr) !== undefined) return;
+        const outer = cidrBits(b.cidr);
+        b.except?.forEach((e, i) => {
+          const problem = cidrProblem(e);
+          const inner = problem === undefined ? cidrBits(e) : '';
+          if (problem !== undefined) {
+            ctx.addIssue({ code: 'custom', path: ['except', i], message: problem });
+          } else if (!inner.startsWith(outer) || inner === outer) {
+            ctx.addIssue({ code: 'custom', path: ['except', i], message: `must be a strict subset of ${b.cidr}` });
+          }
+        });
+      })
+      .optional(),
+  })
+  .superRefine((peer, ctx) => {
+    const selectors = peer.podSelector !== undefined || peer.namespaceSelector !== undefined;
+    if (peer.ipBlock !== undefined && selectors) {
+      ctx.addIssue({ code: 'custom', path: ['ipBlock'], message: 'may not be set with podSelector or namespaceSelector' });
+    } else if (peer.ipBlock === undefined && !selectors) {
+      ctx.addIssue({ code: 'custom', message: 'must set one of podSelector, namespaceSelector or ipBlock' });
+    }
+  });
+
+const networkPolicySpec = z.object({
+  podSelector: strictLabelSelector,
+  ingress: z
+    .array(z.object({ from: z.array(networkPolicyPeer).optional(), ports: z.array(networkPolicyPort).optional() }))
+    .optional(),
+  egress: z
+    .array(z.object({ to: z.array(networkPolicyPeer).optional(), ports: z.array(networkPolicyPort).optional() }))
+    .optional(),
+  policyTypes: z
+    .array(enumOf(['Ingress', 'Egress']))
+    .max(2)
+    .superRefine((types, ctx) => {
+      if (new Set(types).size !== types.length) ctx.addIssue({ code: 'custom', message: 'must not repeat a type' });
+    })
+    .optional(),
+});
+
+// Pods carry far more than policy reads; the fields it reads are checked, the rest passes untouched.
+const podSchema = z.object({
+  apiVersion: z.string(),
+  kind: z.string(),
+  metadata: metadata(subdomain),
+  spec: z.looseObject({
+    nodeName: z.string().optional(),
+    hostNetwork: z.boolean({ error: 'must be true or false' }).optional(),
+    containers: z.array(
+      z.looseObject({
+        name: dnsLabel,
+        ports: z
+          .array(
+            z.looseObject({
+              name: z
+                .string()
+                .superRefine((n, ctx) => {
+                  const problem = portNameProblem(n);
+                  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+                })
+                .optional(),
+              containerPort: portNumber,
+              protocol: enumOf(['TCP', 'UDP', 'SCTP']).optional(),
+            }),
+          )
+          .optional(),
+      }),
+    ),
+  }),
+  status: z
+    .looseObject({
+      phase: z.string().optional(),
+      podIP: z
+        .string()
+        .refine((a) => isIP(a) !== 0, { error: 'must be an IP address' })
+        .optional(),
+      podIPs: z
+        .array(z.object({ ip: z.string().refine((a) => isIP(a) !== 0, { error: 'must be an IP address' }) }))
+        .max(2)
+        .optional(),
+    })
+    .optional(),
+});
+
 /** The schema of each kind Skein reads. */
 export const objectSchemas: Record<KnownKind, z.ZodType> = {
   GatewayClass: objectSchema(subdomain, gatewayClassSpec),
@@ -1317,6 +1516,8 @@ export const objectSchemas: Record<KnownKind, z.ZodType> = {
   Ingress: objectSchema(subdomain, ingressSpec),
   IngressClass: objectSchema(subdomain, ingressClassSpec),
   ConfigMap: configMapSchema,
+  NetworkPolicy: objectSchema(subdomain, networkPolicySpec),
+  Pod: podSchema,
 };
 
 /**
@@ -1344,6 +1545,8 @@ export const acceptedApiVersions: Record<KnownKind, readonly string[]> = {
   Ingress: ['networking.k8s.io/v1'],
   IngressClass: ['networking.k8s.io/v1'],
   ConfigMap: ['v1'],
+  NetworkPolicy: ['networking.k8s.io/v1'],
+  Pod: ['v1'],
 };
 
 /**
