@@ -29,9 +29,14 @@ const volatile __u8 cfg_lb_events = 0;
 /* Report every IP packet skein_tc_flow sees as a flow event. */
 const volatile __u8 cfg_tc_events = 0;
 
+/*
+ * skein_services, skein_slots and skein_members are written by user space only. BPF_F_NO_PREALLOC: memory
+ * as used (the slot map must hold every live slot set plus those an update writes before the old ones go).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SKEIN_LB_MAX_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct skein_lb_svc_key);
 	__type(value, struct skein_lb_svc);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -40,10 +45,20 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SKEIN_LB_MAX_SLOTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct skein_lb_slot_key);
 	__type(value, struct skein_lb_slot);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } skein_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SKEIN_LB_MAX_MEMBERS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct skein_lb_member_key);
+	__type(value, struct skein_lb_member);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skein_members SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -52,6 +67,15 @@ struct {
 	__type(value, struct skein_lb_backend);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } skein_backends SEC(".maps");
+
+/* Written by the programs: the client's backend and when it last connected. Old clients fall out (LRU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SKEIN_LB_MAX_AFFINITY);
+	__type(key, struct skein_lb_affinity_key);
+	__type(value, struct skein_lb_affinity);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skein_affinity SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -78,6 +102,9 @@ struct skein_btf_anchors {
 	enum skein_verdict verdict;
 	enum skein_reason reason;
 	enum skein_hook hook;
+	struct skein_lb_flow lb_flow;
+	enum skein_lb_algorithm lb_algorithm;
+	enum skein_lb_svc_flag lb_svc_flag;
 };
 struct skein_btf_anchors skein_btf_anchors SEC(".skein.btf");
 
@@ -116,29 +143,162 @@ static __always_inline void flow_emit(const struct flow_tuple *t, __u64 cookie, 
 	bpf_ringbuf_submit(e, 0);
 }
 
+static __always_inline __u32 rotl32(__u32 x, int r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+/* MurmurHash3 x86_32 over n 32-bit words (as loaded: host byte order). */
+static __always_inline __u32 murmur3_words(const __u32 *w, int n, __u32 seed)
+{
+	__u32 h = seed;
+
+#pragma unroll
+	for (int i = 0; i < n; i++) {
+		__u32 k = w[i] * 0xcc9e2d51;
+
+		k = rotl32(k, 15) * 0x1b873593;
+		h ^= k;
+		h = rotl32(h, 13) * 5 + 0xe6546b64;
+	}
+	h ^= (__u32)n * 4;
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+/* Who is connecting, as far as the socket knows before the kernel picks a source (skein_lb.h). */
+struct lb_client {
+	struct skein_addr addr; /* bound source address, or zero */
+	__u64 netns;            /* netns cookie */
+	__u16 sport;            /* bound source port, network byte order, or 0 */
+	__u8 bound;             /* addr is set */
+};
+
+static __always_inline void lb_client(struct bpf_sock_addr *ctx, int ipv4, struct lb_client *c)
+{
+	struct bpf_sock *sk = ctx->sk;
+
+	c->netns = bpf_get_netns_cookie(ctx);
+	c->sport = bpf_htons((__u16)sk->src_port);
+	if (ipv4) {
+		if (sk->src_ip4) {
+			skein_addr_set_v4(&c->addr, sk->src_ip4);
+			c->bound = 1;
+		}
+		return;
+	}
+	c->addr.addr[0] = sk->src_ip6[0];
+	c->addr.addr[1] = sk->src_ip6[1];
+	c->addr.addr[2] = sk->src_ip6[2];
+	c->addr.addr[3] = sk->src_ip6[3];
+	c->bound = (c->addr.addr[0] | c->addr.addr[1] | c->addr.addr[2] | c->addr.addr[3]) != 0;
+}
+
+static __always_inline __u32 lb_flow_hash(const struct lb_client *c, const struct skein_lb_svc_key *key)
+{
+	struct skein_lb_flow f = {};
+
+	if (c->bound) {
+		f.client = c->addr;
+		f.bound = 1;
+	} else {
+		f.client.addr[0] = (__u32)c->netns;
+		f.client.addr[1] = (__u32)(c->netns >> 32);
+	}
+	f.vip = key->addr;
+	f.vport = key->port;
+	f.sport = c->sport;
+	f.proto = key->proto;
+	return murmur3_words((const __u32 *)&f, sizeof(f) / 4, SKEIN_LB_HASH_SEED);
+}
+
+/*
+ * The backend the client's affinity entry names, if the entry is fresh and the backend is still in the
+ * live slot set (a removed backend gets no new connections, affinity or not); NULL otherwise. Refreshes
+ * the entry's last use.
+ */
+static __always_inline const struct skein_lb_backend *lb_affine(const struct skein_lb_affinity_key *akey,
+								 __u32 slot_set, __u64 timeout_ns, __u64 now)
+{
+	struct skein_lb_member_key mkey = { .slot_set = slot_set };
+	const struct skein_lb_backend *be;
+	struct skein_lb_affinity *aff;
+
+	aff = bpf_map_lookup_elem(&skein_affinity, akey);
+	if (!aff || now - aff->last_ns >= timeout_ns)
+		return NULL;
+	mkey.backend_id = aff->backend_id;
+	if (!bpf_map_lookup_elem(&skein_members, &mkey))
+		return NULL;
+	be = bpf_map_lookup_elem(&skein_backends, &mkey.backend_id);
+	if (be)
+		aff->last_ns = now;
+	return be;
+}
+
 /*
  * Looks the destination up as a service and picks a backend. Returns SKEIN_REASON_NONE for a destination
  * that is not a service, SKEIN_REASON_LB_BACKEND with *out set, or why no backend could be used.
  */
-static __always_inline __u8 lb_pick(const struct skein_lb_svc_key *key, const struct skein_lb_backend **out)
+static __always_inline __u8 lb_pick(struct bpf_sock_addr *ctx, const struct skein_lb_svc_key *key, int ipv4,
+				    const struct skein_lb_backend **out)
 {
+	struct skein_lb_affinity_key akey = {};
 	struct skein_lb_slot_key slot_key = {};
+	struct lb_client client = {};
 	struct skein_lb_svc *svc;
 	struct skein_lb_slot *slot;
+	union {
+		__u64 word;
+		struct {
+			__u32 slot_set;
+			__u32 count;
+		};
+	} live;
+	__u64 now = 0, timeout_ns = 0;
+	__u8 flags, algorithm;
 
 	svc = bpf_map_lookup_elem(&skein_services, key);
 	if (!svc)
 		return SKEIN_REASON_NONE;
-	if (svc->count == 0)
+	/* One load: the slot set and its count always come from the same update. */
+	live.word = *(volatile const __u64 *)&svc->slot_set;
+	if (live.count == 0)
 		return SKEIN_REASON_LB_NO_BACKENDS;
-	slot_key.svc_id = svc->id;
-	slot_key.slot = bpf_get_prandom_u32() % svc->count;
+	flags = svc->flags;
+	algorithm = svc->algorithm;
+	if ((flags & SKEIN_LB_SVC_FLAG_AFFINITY) || algorithm == SKEIN_LB_ALGORITHM_MAGLEV)
+		lb_client(ctx, ipv4, &client);
+	if (flags & SKEIN_LB_SVC_FLAG_AFFINITY) {
+		akey.netns_cookie = client.netns;
+		akey.addr = client.addr;
+		akey.svc_id = svc->id;
+		now = bpf_ktime_get_ns();
+		timeout_ns = (__u64)svc->affinity_timeout_s * 1000000000ULL;
+		*out = lb_affine(&akey, live.slot_set, timeout_ns, now);
+		if (*out)
+			return SKEIN_REASON_LB_BACKEND;
+	}
+	slot_key.slot_set = live.slot_set;
+	if (algorithm == SKEIN_LB_ALGORITHM_MAGLEV)
+		slot_key.slot = lb_flow_hash(&client, key) % live.count;
+	else
+		slot_key.slot = bpf_get_prandom_u32() % live.count;
 	slot = bpf_map_lookup_elem(&skein_slots, &slot_key);
 	if (!slot)
 		return SKEIN_REASON_LB_SLOT_MISSING;
 	*out = bpf_map_lookup_elem(&skein_backends, &slot->backend_id);
 	if (!*out)
 		return SKEIN_REASON_LB_BACKEND_MISSING;
+	if (flags & SKEIN_LB_SVC_FLAG_AFFINITY) {
+		struct skein_lb_affinity val = { .backend_id = slot->backend_id, .last_ns = now };
+
+		bpf_map_update_elem(&skein_affinity, &akey, &val, BPF_ANY);
+	}
 	return SKEIN_REASON_LB_BACKEND;
 }
 
@@ -169,7 +329,7 @@ static __always_inline int lb_forward(struct bpf_sock_addr *ctx, const struct sk
 	__u8 reason;
 
 	*be = NULL;
-	reason = lb_pick(key, be);
+	reason = lb_pick(ctx, key, ipv4, be);
 	if (reason == SKEIN_REASON_NONE)
 		return SKEIN_SOCK_ALLOW;
 	if (reason == SKEIN_REASON_LB_BACKEND && ipv4 && !skein_addr_is_v4(&(*be)->addr))

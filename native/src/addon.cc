@@ -1,6 +1,8 @@
 // Module entry: the exported classes and the functions that work on bpffs paths.
 
+#include <linux/membarrier.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -78,6 +80,42 @@ Napi::Value IsBpffs(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), yes);
 }
 
+// Waits for an RCU grace period on a worker thread: membarrier(MEMBARRIER_CMD_GLOBAL) is synchronize_rcu(),
+// and BPF programs run inside RCU read-side sections, so when it returns every program run that could
+// have read a map value replaced before the call has ended (a retired slot set is then safe to delete).
+class SynchronizeRcuWorker : public Napi::AsyncWorker {
+ public:
+  explicit SynchronizeRcuWorker(Napi::Env env)
+      : Napi::AsyncWorker(env, "skein:bpf:synchronize-rcu"), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0) err_ = errno;
+  }
+  void OnOK() override {
+    if (err_ == 0) {
+      deferred_.Resolve(Env().Undefined());
+      return;
+    }
+    try {
+      ThrowErrno(Env(), kInvalidState, "membarrier(MEMBARRIER_CMD_GLOBAL) failed", err_);
+    } catch (const Napi::Error &e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+
+ private:
+  int err_ = 0;
+  Napi::Promise::Deferred deferred_;
+};
+
+// synchronizeRcu() -> Promise<void>
+Napi::Value SynchronizeRcu(const Napi::CallbackInfo &info) {
+  auto *worker = new SynchronizeRcuWorker(info.Env());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
 Napi::Value LibbpfVersion(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), libbpf_version_string());
 }
@@ -98,6 +136,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("unpin", Napi::Function::New<Unpin>(env, "unpin"));
   exports.Set("isBpffs", Napi::Function::New<IsBpffs>(env, "isBpffs"));
   exports.Set("libbpfVersion", Napi::Function::New<LibbpfVersion>(env, "libbpfVersion"));
+  exports.Set("synchronizeRcu", Napi::Function::New<SynchronizeRcu>(env, "synchronizeRcu"));
   return exports;
 }
 

@@ -1,8 +1,7 @@
 /**
  * The service load-balancing family (bpf/lb.bpf.c), loaded and typed: its maps through the codecs of
- * ./codecs/lb.ts, its socket programs attached to a cgroup, its flow events. The translation from the IR
- * to these maps comes next; setServiceBackends already holds the one rule it must follow, the order of
- * writes that never leaves a connect() without a backend.
+ * ./codecs/lb.ts, its socket programs attached to a cgroup, its flow events. What goes into the maps, and
+ * in which order, is ./lbReconcile.ts's business.
  */
 
 import path from 'node:path';
@@ -18,11 +17,15 @@ import {
 import type { Codec } from './codec.js';
 import { type FlowEvent, FlowEventCodec, FlowRingBuffer } from './codecs/flow.js';
 import {
+  type Affinity,
+  type AffinityKey,
   type Backend,
   LbCgroupPrograms,
   LbMaps,
   LbRodata,
   type LbTcProgram,
+  type Member,
+  type MemberKey,
   type RevNat,
   type RevNatKey,
   type Service,
@@ -43,13 +46,12 @@ export interface LbOptions {
   tcEvents?: boolean;
 }
 
-/** The most backends one service can have (skein_lb_svc.count is a __u16). */
-export const MAX_BACKENDS_PER_SERVICE = 65535;
-
 export class LbDatapath {
   readonly services: TypedMap<ServiceKey, Service>;
   readonly slots: TypedMap<SlotKey, Slot>;
+  readonly members: TypedMap<MemberKey, Member>;
   readonly backends: TypedMap<number, Backend>;
+  readonly affinity: TypedMap<AffinityKey, Affinity>;
   readonly revnat: TypedMap<RevNatKey, RevNat>;
 
   private constructor(private readonly obj: BpfObject) {
@@ -62,7 +64,9 @@ export class LbDatapath {
       };
       this.services = open(LbMaps.services);
       this.slots = open(LbMaps.slots);
+      this.members = open(LbMaps.members);
       this.backends = open(LbMaps.backends);
+      this.affinity = open(LbMaps.affinity);
       this.revnat = open(LbMaps.revnat);
     } catch (err) {
       for (const m of opened) m.close();
@@ -127,37 +131,10 @@ export class LbDatapath {
     return this.obj.ringBuffer(FlowRingBuffer, FlowEventCodec);
   }
 
-  /**
-   * Points a service at `backendIds` (each already in `backends`), in the order that keeps every
-   * connect() working meanwhile: write the slots, then the count, then delete the slots beyond it. A
-   * connect() between two writes picks a slot below the count it read, and that slot always holds a
-   * live backend (old or new). An empty list makes the service refuse connections.
-   */
-  setServiceBackends(key: ServiceKey, serviceId: number, backendIds: readonly number[]): void {
-    if (backendIds.length > MAX_BACKENDS_PER_SERVICE) {
-      throw new RangeError(
-        `Cannot give a service ${backendIds.length} backends: the datapath holds at most ${MAX_BACKENDS_PER_SERVICE}`,
-      );
-    }
-    const old = this.services.get(key);
-    this.slots.setMany(backendIds.map((backendId, slot) => [{ serviceId, slot }, { backendId }] as const));
-    this.services.set(key, { id: serviceId, count: backendIds.length });
-    if (old === undefined) return;
-    const from = old.id === serviceId ? backendIds.length : 0;
-    for (let slot = from; slot < old.count; slot++) this.slots.delete({ serviceId: old.id, slot });
-  }
-
-  /** Removes a service: its entry first (new connections stop translating), then its slots. */
-  deleteService(key: ServiceKey): void {
-    const old = this.services.get(key);
-    if (old === undefined) return;
-    this.services.delete(key);
-    for (let slot = 0; slot < old.count; slot++) this.slots.delete({ serviceId: old.id, slot });
-  }
-
   /** Closes the maps and the object; attached (pinned) programs and pinned maps stay. */
   close(): void {
-    for (const m of [this.services, this.slots, this.backends, this.revnat]) m.close();
+    for (const m of [this.services, this.slots, this.members, this.backends, this.affinity, this.revnat])
+      m.close();
     this.obj.close();
   }
 }

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Codec, StructLayout } from '../../src/datapath/codec.js';
 import { FlowEnums, FlowEventCodec } from '../../src/datapath/codecs/flow.js';
-import { LbMaps, LbRodata } from '../../src/datapath/codecs/lb.js';
+import { LbEnums, LbMaps, LbRodata, LbStackStructs } from '../../src/datapath/codecs/lb.js';
 import { bpftool, exec, LB_OBJECT, support } from './helpers.js';
 
 interface BtfMember {
@@ -106,6 +106,7 @@ suite(`codecs match the BTF of dist/bpf/lb.bpf.o${reason}`, () => {
 
   const structCodecs: Codec<unknown>[] = [
     ...Object.values(LbMaps).flatMap((m) => [m.key as Codec<unknown>, m.value as Codec<unknown>]),
+    ...LbStackStructs.map((c) => c as Codec<unknown>),
     FlowEventCodec as Codec<unknown>,
   ].filter((c) => c.layout !== undefined);
 
@@ -139,7 +140,7 @@ suite(`codecs match the BTF of dist/bpf/lb.bpf.o${reason}`, () => {
     }
   });
 
-  it.each(FlowEnums.map((e) => [e.cName, e] as const))('enum %s has the values of its table', (_n, e) => {
+  it.each([...FlowEnums, ...LbEnums].map((e) => [e.cName, e] as const))('enum %s has the values of its table', (_n, e) => {
     const t = btf.named('ENUM', e.cName);
     const fromC = Object.fromEntries((t.values ?? []).map((v) => [camel(v.name, e.prefix), v.val]));
     expect(fromC).toEqual(e.values);

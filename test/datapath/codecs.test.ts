@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { decodeAddress, encodeAddress } from '../../src/datapath/codec.js';
 import { FlowEventCodec } from '../../src/datapath/codecs/flow.js';
 import {
+  AffinityCodec,
+  AffinityKeyCodec,
   BackendCodec,
   BackendIdCodec,
   RevNatKeyCodec,
@@ -54,10 +56,27 @@ describe('LB codecs', () => {
   });
 
   it('encode ids and counts in host order', () => {
-    expect(ServiceCodec.encode({ id: 0x01020304, count: 2 }).toString('hex')).toBe(
-      '04030201' + '0200' + '0000',
+    const svc = {
+      slotSet: 7,
+      count: 2,
+      id: 0x01020304,
+      affinityTimeoutSeconds: 10800,
+      algorithm: 'maglev',
+      flags: 1,
+    } as const;
+    expect(ServiceCodec.encode(svc).toString('hex')).toBe(
+      '07000000' + '02000000' + '04030201' + '302a0000' + '01' + '01' + '0000' + '00000000',
     );
-    expect(SlotKeyCodec.encode({ serviceId: 1, slot: 2 }).toString('hex')).toBe('0100000002000000');
+    expect(ServiceCodec.decode(ServiceCodec.encode(svc))).toEqual(svc);
+    expect(SlotKeyCodec.encode({ slotSet: 1, slot: 2 }).toString('hex')).toBe('0100000002000000');
+    const aff = { netnsCookie: 0x1000n, address: '::', serviceId: 3 };
+    expect(AffinityKeyCodec.encode(aff).toString('hex')).toBe(
+      '0010000000000000' + '00'.repeat(16) + '03000000' + '00000000',
+    );
+    expect(AffinityCodec.decode(AffinityCodec.encode({ backendId: 5, lastNs: 123n }))).toEqual({
+      backendId: 5,
+      lastNs: 123n,
+    });
     expect(BackendIdCodec.encode(7).toString('hex')).toBe('07000000');
     expect(BackendCodec.size).toBe(20);
     expect(RevNatKeyCodec.size).toBe(32);
@@ -72,9 +91,13 @@ describe('LB codecs', () => {
     expect(() =>
       ServiceKeyCodec.encode({ address: '10.0.0.1', port: 80, protocol: 'SCTP' as 'TCP' }),
     ).toThrow('Cannot encode "SCTP": it is not one of TCP, UDP');
-    expect(() => ServiceCodec.encode({ id: -1, count: 0 })).toThrow('Cannot encode -1 as a u32');
+    const svc = { slotSet: 0, count: 0, id: -1, affinityTimeoutSeconds: 0, algorithm: 'random', flags: 0 } as const;
+    expect(() => ServiceCodec.encode(svc)).toThrow('Cannot encode -1 as a u32');
+    expect(() => ServiceCodec.encode({ ...svc, id: 1, algorithm: 'ring' as 'random' })).toThrow(
+      'Cannot encode "ring": it is not one of random, maglev',
+    );
     expect(() => ServiceCodec.decode(Buffer.alloc(7))).toThrow(
-      'Cannot decode Service: it has 8 bytes, the buffer 7',
+      'Cannot decode Service: it has 24 bytes, the buffer 7',
     );
   });
 });

@@ -1,109 +1,100 @@
 // Service load-balancing end to end, on the real kernel: the socket programs attached to a cgroup v2
 // directory, a client process inside it (and inside a network namespace of its own, so a connection
-// that were not translated could go nowhere), backends in that namespace, services in the maps.
+// that were not translated could go nowhere), backends in that namespace, services reconciled from IR.
 
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type BpfLink, openPinnedLink, type RingBuffer, unpin } from '../../src/datapath/bpfObject.js';
+import { openPinnedLink, type RingBuffer, unpin } from '../../src/datapath/bpfObject.js';
 import type { FlowEvent } from '../../src/datapath/codecs/flow.js';
-import { LbCgroupPrograms, type ServiceKey } from '../../src/datapath/codecs/lb.js';
+import { LbCgroupPrograms } from '../../src/datapath/codecs/lb.js';
 import { LbDatapath } from '../../src/datapath/lb.js';
+import type { LbServiceIr } from '../../src/model/serviceLb.js';
 import {
   bpftool,
-  type Child,
   describeKernel,
   exec,
   kernelSuite,
   type Made,
   makeCgroup,
-  makeNetns,
-  mountBpffs,
   removeAll,
   runInCgroup,
-  runInNetns,
   runToEnd,
 } from './helpers.js';
-
-interface Attempt {
-  ok: boolean;
-  backend?: string;
-  code?: string;
-  peer?: { address: string; port: number };
-}
-
-interface Ports {
-  tcpA: number;
-  tcpB: number;
-  udpA: number;
-  udpB: number;
-  tcp6: number | null;
-}
+import { type Attempt, type LbWorld, service, startLbWorld, tally } from './lbHarness.js';
 
 const VIP = '10.96.0.10';
-const TCP_SERVICE: ServiceKey = { address: VIP, port: 80, protocol: 'TCP' };
-const UDP_SERVICE: ServiceKey = { address: VIP, port: 53, protocol: 'UDP' };
-const V6_SERVICE: ServiceKey = { address: 'fd00:96::10', port: 8080, protocol: 'TCP' };
+const VIP6 = 'fd00:96::10';
 
 describeKernel(
   kernelSuite('service load-balancing at the socket (cgroup connect/sendmsg/recvmsg/getpeername)'),
   () => {
-    let bpffs: Made | undefined;
-    let cgroup: Made | undefined;
-    let netns: (Made & { name: string }) | undefined;
-    let backends: Child | undefined;
-    let lb: LbDatapath | undefined;
+    let w: LbWorld;
     let flows: RingBuffer<FlowEvent> | undefined;
-    let links: BpfLink[] = [];
-    let ports: Ports;
     const extra: Made[] = [];
+    let tcp: LbServiceIr;
+    let udp: LbServiceIr;
+    let v6: LbServiceIr;
 
     beforeAll(async () => {
-      bpffs = await mountBpffs();
-      cgroup = await makeCgroup();
-      netns = await makeNetns();
-      backends = runInNetns(netns.path, 'backends.mjs', []);
-      ports = JSON.parse(await backends.firstLine()) as Ports;
-
-      lb = LbDatapath.load({ pinRoot: bpffs.path, lbEvents: true });
-      flows = lb.flows();
-      lb.backends.setMany([
-        [1, { address: '127.0.0.1', port: ports.tcpA }],
-        [2, { address: '127.0.0.1', port: ports.tcpB }],
-        [3, { address: '127.0.0.1', port: ports.udpA }],
-        [4, { address: '127.0.0.1', port: ports.udpB }],
-      ]);
-      if (ports.tcp6 !== null) lb.backends.set(5, { address: '::1', port: ports.tcp6 });
-      lb.setServiceBackends(TCP_SERVICE, 1, [1, 2]);
-      lb.setServiceBackends(UDP_SERVICE, 2, [3, 4]);
-      lb.setServiceBackends(V6_SERVICE, 3, [5]);
-      links = lb.attachCgroup(cgroup.path);
+      w = await startLbWorld(
+        {
+          a: 'tcp:127.0.0.1',
+          b: 'tcp:127.0.0.1',
+          c: 'tcp:127.0.0.1',
+          d: 'tcp:127.0.0.1',
+          'udp-a': 'udp:127.0.0.1',
+          'udp-b': 'udp:127.0.0.1',
+          'v6-a': 'tcp:::1',
+          'v6-b': 'tcp:::1',
+        },
+        { lb: { lbEvents: true } },
+      );
+      flows = w.lb.flows();
+      tcp = service(
+        'default/web/http',
+        VIP,
+        80,
+        ['a', 'b', 'c', 'd'].map((n) => w.backend(n)),
+      );
+      udp = service('default/dns/dns', VIP, 53, [w.backend('udp-a'), w.backend('udp-b')], {
+        protocol: 'UDP',
+      });
+      v6 = service('default/web6/http', VIP6, 8080, [w.backend('v6-a'), w.backend('v6-b')]);
+      const report = await w.reconcile([tcp, udp, v6]);
+      expect(report.errors).toEqual([]);
     });
 
     afterAll(async () => {
-      for (const l of links) l.close();
       flows?.close();
-      lb?.close();
-      await backends?.kill();
-      await removeAll([bpffs, netns, cgroup, ...extra]);
+      await removeAll([...extra]);
+      await w?.stop();
     });
 
-    const client = (mode: 'tcp' | 'udp', host: string, port: number, n: number): Promise<Attempt[]> =>
-      runToEnd(
-        runInCgroup(cgroup?.path ?? '', netns?.path, 'client.mjs', [mode, host, String(port), String(n)]),
-      ) as Promise<Attempt[]>;
+    const tcpClient = async (host: string, port: number, n: number): Promise<Attempt[]> =>
+      (await w.client(['tcp', host, String(port), String(n)])) as Attempt[];
 
-    it('balances TCP connections to the VIP over both backends, and getpeername shows the VIP', async () => {
-      flows?.consume();
-      const attempts = await client('tcp', VIP, 80, 24);
+    it('spreads 400 connections over all four backends, each near a quarter, and getpeername shows the VIP', async () => {
+      const attempts = await tcpClient(VIP, 80, 400);
       expect(attempts.filter((a) => !a.ok)).toEqual([]);
-      // 24 random picks from two backends all landing on one: probability 2^-23.
-      expect(new Set(attempts.map((a) => a.backend))).toEqual(new Set(['tcp-a', 'tcp-b']));
+      const counts = tally(attempts);
+      expect(Object.keys(counts).sort()).toEqual(['a', 'b', 'c', 'd']);
+      // Binomial(400, 1/4): mean 100, sd 8.7; outside 60..140 has a probability below 1e-5.
+      for (const n of Object.values(counts)) {
+        expect(n).toBeGreaterThanOrEqual(60);
+        expect(n).toBeLessThanOrEqual(140);
+      }
       for (const a of attempts) expect(a.peer).toEqual({ address: VIP, port: 80 });
+    });
 
+    it('reports each translation as a flow event naming the service and the backend', async () => {
+      flows?.consume();
+      const attempts = await tcpClient(VIP, 80, 12);
+      expect(attempts.filter((a) => !a.ok)).toEqual([]);
       const events = flows?.consume() ?? [];
       const connects = events.filter((e) => e.hook === 'connect4');
-      expect(connects).toHaveLength(24);
+      expect(connects).toHaveLength(12);
+      const backendPorts = ['a', 'b', 'c', 'd'].map((n) => w.ports[n]);
       for (const e of connects) {
         expect(e).toMatchObject({
           verdict: 'translated',
@@ -113,11 +104,11 @@ describeKernel(
           destination: '127.0.0.1',
           protocol: 6,
         });
-        expect([ports.tcpA, ports.tcpB]).toContain(e.destinationPort);
+        expect(backendPorts).toContain(e.destinationPort);
         expect(e.cookie).toBeGreaterThan(0n);
       }
       const peers = events.filter((e) => e.hook === 'getpeername4');
-      expect(peers.length).toBeGreaterThanOrEqual(24);
+      expect(peers.length).toBeGreaterThanOrEqual(12);
       expect(peers[0]).toMatchObject({
         verdict: 'translated',
         reason: 'lbReverse',
@@ -126,22 +117,36 @@ describeKernel(
       });
     });
 
-    it('sends new connections only to the remaining backend once one is removed', async () => {
-      lb?.setServiceBackends(TCP_SERVICE, 1, [2]);
-      expect(lb?.services.get(TCP_SERVICE)).toEqual({ id: 1, count: 1 });
-      expect(lb?.slots.get({ serviceId: 1, slot: 1 })).toBeUndefined();
-      lb?.backends.delete(1);
-      const attempts = await client('tcp', VIP, 80, 12);
-      expect(attempts.map((a) => a.backend)).toEqual(new Array(12).fill('tcp-b'));
-      lb?.backends.set(1, { address: '127.0.0.1', port: ports.tcpA });
-      lb?.setServiceBackends(TCP_SERVICE, 1, [1, 2]);
+    it('sends no new connection to a removed backend, and takes it back when it returns', async () => {
+      const without = { ...tcp, backends: tcp.backends.filter((b) => b.port !== w.ports['d']) };
+      const report = await w.reconcile([without, udp, v6]);
+      expect(report.changed).toEqual(['default/web/http']);
+      const attempts = await tcpClient(VIP, 80, 60);
+      expect(attempts.filter((a) => !a.ok)).toEqual([]);
+      expect(Object.keys(tally(attempts)).sort()).toEqual(['a', 'b', 'c']);
+      await w.reconcile([tcp, udp, v6]);
+      expect(Object.keys(tally(await tcpClient(VIP, 80, 60))).sort()).toEqual(['a', 'b', 'c', 'd']);
+    });
+
+    it('uses terminating backends only while no backend is active (kube-proxy fallback)', async () => {
+      const mixed = { ...tcp, backends: [w.backend('a', 'terminating'), w.backend('b')] };
+      await w.reconcile([mixed, udp, v6]);
+      expect(tally(await tcpClient(VIP, 80, 30))).toEqual({ b: 30 });
+      const allTerminating = {
+        ...tcp,
+        backends: [w.backend('a', 'terminating'), w.backend('b', 'terminating')],
+      };
+      await w.reconcile([allTerminating, udp, v6]);
+      // 40 picks of two backends all on one: probability 2^-39.
+      expect(Object.keys(tally(await tcpClient(VIP, 80, 40))).sort()).toEqual(['a', 'b']);
+      await w.reconcile([tcp, udp, v6]);
     });
 
     it('translates UDP datagrams to a backend and their replies back to the VIP (sendmsg4/recvmsg4)', async () => {
       flows?.consume();
-      const attempts = await client('udp', VIP, 53, 24);
+      const attempts = (await w.client(['udp', VIP, '53', '24'])) as Attempt[];
       expect(attempts.filter((a) => !a.ok)).toEqual([]);
-      expect(new Set(attempts.map((a) => a.backend))).toEqual(new Set(['udp-a', 'udp-b']));
+      expect(Object.keys(tally(attempts)).sort()).toEqual(['udp-a', 'udp-b']);
       for (const a of attempts) expect(a.peer).toEqual({ address: VIP, port: 53 });
       const events = flows?.consume() ?? [];
       expect(events.filter((e) => e.hook === 'sendmsg4' && e.verdict === 'translated')).toHaveLength(24);
@@ -149,30 +154,34 @@ describeKernel(
     });
 
     it('translates an IPv4 service for a dual-stack IPv6 socket (connect6, mapped address)', async () => {
-      const attempts = await client('tcp', `::ffff:${VIP}`, 80, 8);
+      const attempts = await tcpClient(`::ffff:${VIP}`, 80, 8);
       expect(attempts.filter((a) => !a.ok)).toEqual([]);
       for (const a of attempts) expect(a.peer).toEqual({ address: `::ffff:${VIP}`, port: 80 });
     });
 
-    it('translates an IPv6 service to an IPv6 backend (connect6/getpeername6)', async (ctx) => {
-      if (ports.tcp6 === null) ctx.skip();
+    it('balances an IPv6 service over IPv6 backends (connect6/getpeername6)', async () => {
       flows?.consume();
-      const attempts = await client('tcp', V6_SERVICE.address, 8080, 4);
-      expect(attempts.map((a) => a.backend)).toEqual(new Array(4).fill('tcp6'));
-      for (const a of attempts) expect(a.peer).toEqual({ address: 'fd00:96::10', port: 8080 });
+      const attempts = await tcpClient(VIP6, 8080, 40);
+      expect(attempts.filter((a) => !a.ok)).toEqual([]);
+      expect(Object.keys(tally(attempts)).sort()).toEqual(['v6-a', 'v6-b']);
+      for (const a of attempts) expect(a.peer).toEqual({ address: VIP6, port: 8080 });
       const connects = (flows?.consume() ?? []).filter((e) => e.hook === 'connect6');
+      expect(connects).toHaveLength(40);
       expect(connects[0]).toMatchObject({
-        originalDestination: 'fd00:96::10',
+        originalDestination: VIP6,
         destination: '::1',
         reason: 'lbBackend',
       });
     });
 
     it('refuses connections to a service without backends (EPERM) and says why in a flow event', async () => {
-      lb?.setServiceBackends(TCP_SERVICE, 1, []);
+      await w.reconcile([{ ...tcp, backends: [] }, udp, v6]);
+      expect(w.lb.services.get({ address: VIP, port: 80, protocol: 'TCP' })).toMatchObject({
+        slotSet: 0,
+        count: 0,
+      });
       flows?.consume();
-      const attempts = await client('tcp', VIP, 80, 2);
-      expect(attempts).toEqual([
+      expect(await tcpClient(VIP, 80, 2)).toEqual([
         { ok: false, code: 'EPERM' },
         { ok: false, code: 'EPERM' },
       ]);
@@ -184,17 +193,17 @@ describeKernel(
         destination: VIP,
         destinationPort: 80,
       });
-      lb?.setServiceBackends(TCP_SERVICE, 1, [1, 2]);
+      await w.reconcile([tcp, udp, v6]);
     });
 
     it('keeps balancing through pinned links after every handle is closed, until unpinned', async () => {
-      const pinDir = path.join(bpffs?.path ?? '', 'links');
+      const pinDir = path.join(w.bpffs.path, 'links');
       const cg = await makeCgroup();
       extra.push(cg);
-      const second = LbDatapath.load({ pinRoot: bpffs?.path ?? '' });
+      const second = LbDatapath.load({ pinRoot: w.bpffs.path });
       try {
         // The pinned maps were reused: the services set up above are there.
-        expect(second.services.get(TCP_SERVICE)).toEqual({ id: 1, count: 2 });
+        expect(second.services.get({ address: VIP, port: 80, protocol: 'TCP' })?.count).toBe(4);
         for (const l of second.attachCgroup(cg.path, { pinDir })) l.close();
       } finally {
         // Close everything this process holds for the second instance: only the pins keep it attached.
@@ -208,7 +217,7 @@ describeKernel(
       try {
         expect(await attached()).toBe(LbCgroupPrograms.length);
         const attempts = (await runToEnd(
-          runInCgroup(cg.path, netns?.path, 'client.mjs', ['tcp', VIP, '80', '6']),
+          runInCgroup(cg.path, w.netns.path, 'lb-client.mjs', ['tcp', VIP, '80', '6']),
         )) as Attempt[];
         expect(attempts.filter((a) => !a.ok)).toEqual([]);
         const link = openPinnedLink(path.join(pinDir, 'skein_connect4'));
@@ -223,7 +232,7 @@ describeKernel(
     });
 
     it('leaves no process in the cgroup', async () => {
-      expect((await readFile(path.join(cgroup?.path ?? '', 'cgroup.procs'), 'utf8')).trim()).toBe('');
+      expect((await readFile(path.join(w.cgroup.path, 'cgroup.procs'), 'utf8')).trim()).toBe('');
     });
   },
 );

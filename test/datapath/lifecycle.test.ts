@@ -65,7 +65,7 @@ describeKernel(kernelSuite('BPF object lifecycle (addon over libbpf)'), () => {
       expect(maps['skein_services']).toMatchObject({
         type: 'hash',
         keySize: 20,
-        valueSize: 8,
+        valueSize: 24,
         internal: false,
       });
       expect(maps['skein_flows']).toMatchObject({ type: 'ringbuf', maxEntries: 256 * 1024 });
@@ -127,7 +127,7 @@ describeKernel(kernelSuite('BPF object lifecycle (addon over libbpf)'), () => {
       );
       const value = datapathError(() => obj.map('skein_backends', BackendIdCodec, ServiceCodec));
       expect(value.message).toBe(
-        'SKEIN_BPF_MAP_SIZE_MISMATCH: map skein_backends has value size 20, codec Service encodes 8',
+        'SKEIN_BPF_MAP_SIZE_MISMATCH: map skein_backends has value size 20, codec Service encodes 24',
       );
       const ring = datapathError(() => obj.map('skein_flows', BackendIdCodec, FlowEventCodec));
       expect(ring.code).toBe('SKEIN_BPF_MAP_TYPE_MISMATCH');
@@ -145,21 +145,24 @@ describeKernel(kernelSuite('BPF object lifecycle (addon over libbpf)'), () => {
     obj.close(); // the map handle lives on without the object
     try {
       const vip = (n: number): ServiceKey => ({ address: `10.96.1.${n}`, port: 80, protocol: 'TCP' });
+      const svc = (id: number, count: number): Service => ({
+        slotSet: id,
+        count,
+        id,
+        affinityTimeoutSeconds: 0,
+        algorithm: 'random',
+        flags: 0,
+      });
       expect(services.get(vip(1))).toBeUndefined();
-      services.set(vip(1), { id: 1, count: 2 });
-      expect(services.get(vip(1))).toEqual({ id: 1, count: 2 });
-      expect(() => services.set(vip(1), { id: 9, count: 9 }, 'noexist')).toThrow(
-        /SKEIN_BPF_MAP_OP_FAILED.*errno 17/,
-      );
-      services.set(vip(1), { id: 1, count: 3 }, 'exist');
+      services.set(vip(1), svc(1, 2));
+      expect(services.get(vip(1))).toEqual(svc(1, 2));
+      expect(() => services.set(vip(1), svc(9, 9), 'noexist')).toThrow(/SKEIN_BPF_MAP_OP_FAILED.*errno 17/);
+      services.set(vip(1), svc(1, 3), 'exist');
       expect(services.get(vip(1))?.count).toBe(3);
 
       const many: [ServiceKey, Service][] = [];
-      for (let i = 2; i <= 40; i++) many.push([vip(i), { id: i, count: 1 }]);
-      many.push([
-        { address: 'fd00::a', port: 53, protocol: 'UDP' },
-        { id: 100, count: 0 },
-      ]);
+      for (let i = 2; i <= 40; i++) many.push([vip(i), svc(i, 1)]);
+      many.push([{ address: 'fd00::a', port: 53, protocol: 'UDP' }, svc(100, 0)]);
       expect(services.setMany(many)).toBe(many.length);
       const all = services.entries();
       expect(all).toHaveLength(41);

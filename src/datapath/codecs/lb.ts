@@ -3,11 +3,27 @@
  * what each map means and how updates are ordered.
  */
 
-import { address, type Codec, named, port, scalar, struct, u8, u16, u32, u64 } from '../codec.js';
+import { address, type Codec, named, port, scalar, struct, u8, u32, u64 } from '../codec.js';
 
 /** IPPROTO_* of the protocols a service can have. */
 export const Protocol = { TCP: 6, UDP: 17 } as const;
 export type Protocol = keyof typeof Protocol;
+
+/** enum skein_lb_algorithm, by name. */
+export const Algorithm = { random: 0, maglev: 1 } as const;
+export type Algorithm = keyof typeof Algorithm;
+
+/** enum skein_lb_svc_flag: bits of Service.flags. */
+export const ServiceFlag = { affinity: 1 } as const;
+
+/** The C enums the tables above mirror, with the prefix their constants share. */
+export const LbEnums = [
+  { cName: 'skein_lb_algorithm', prefix: 'SKEIN_LB_ALGORITHM_', values: Algorithm },
+  { cName: 'skein_lb_svc_flag', prefix: 'SKEIN_LB_SVC_FLAG_', values: ServiceFlag },
+] as const;
+
+/** SKEIN_LB_HASH_SEED: the seed of the Maglev flow hash. */
+export const LB_HASH_SEED = 0x736b6e31;
 
 /** skein_services key: a service address (VIP), port and protocol. */
 export interface ServiceKey {
@@ -18,15 +34,22 @@ export interface ServiceKey {
 
 /** skein_services value. */
 export interface Service {
-  /** Names the service in skein_slots. */
-  id: number;
-  /** How many slots (0..count-1) hold a backend; 0 refuses connections. */
+  /** The live slot set in skein_slots (0: none). */
+  slotSet: number;
+  /** How many slots (0..count-1) the live set has; 0 refuses connections. */
   count: number;
+  /** Stable for the service's lifetime; names it in skein_affinity. */
+  id: number;
+  /** With the affinity flag: idle seconds before a client picks again. */
+  affinityTimeoutSeconds: number;
+  algorithm: Algorithm;
+  /** ServiceFlag bits. */
+  flags: number;
 }
 
 /** skein_slots key. */
 export interface SlotKey {
-  serviceId: number;
+  slotSet: number;
   slot: number;
 }
 
@@ -35,10 +58,49 @@ export interface Slot {
   backendId: number;
 }
 
+/** skein_members key: is this backend in this slot set? */
+export interface MemberKey {
+  slotSet: number;
+  backendId: number;
+}
+
+/** skein_members value. */
+export interface Member {
+  /** How many slots of the set name the backend. */
+  slots: number;
+}
+
 /** skein_backends value (the key is the backend id, a u32). */
 export interface Backend {
   address: string;
   port: number;
+}
+
+/** skein_affinity key: one client (its network namespace and bound address) of one service. */
+export interface AffinityKey {
+  netnsCookie: bigint;
+  /** The socket's bound source address; `::` when unbound. */
+  address: string;
+  serviceId: number;
+}
+
+/** skein_affinity value. */
+export interface Affinity {
+  backendId: number;
+  /** CLOCK_MONOTONIC nanoseconds of the client's last connection. */
+  lastNs: bigint;
+}
+
+/** struct skein_lb_flow: what the Maglev hash reads (see lbHash.ts). */
+export interface LbFlow {
+  /** The bound source address; for an unbound client its netns cookie fills the first 8 bytes instead. */
+  client: string;
+  vip: string;
+  vport: number;
+  sport: number;
+  protocol: Protocol;
+  /** 1: client is an address, 0: a netns cookie. */
+  bound: number;
 }
 
 /** skein_revnat key: a socket (its cookie) and the backend it was sent to. */
@@ -62,17 +124,29 @@ export const ServiceKeyCodec = struct<ServiceKey>('ServiceKey', 'skein_lb_svc_ke
   .build();
 
 export const ServiceCodec = struct<Service>('Service', 'skein_lb_svc')
+  .field('slotSet', 'slot_set', u32)
+  .field('count', 'count', u32)
   .field('id', 'id', u32)
-  .field('count', 'count', u16)
-  .pad('flags', 2, 2)
+  .field('affinityTimeoutSeconds', 'affinity_timeout_s', u32)
+  .field('algorithm', 'algorithm', named(u8, Algorithm))
+  .field('flags', 'flags', u8)
+  .pad('pad0', 2, 2)
+  .pad('pad1', 4, 4)
   .build();
 
 export const SlotKeyCodec = struct<SlotKey>('SlotKey', 'skein_lb_slot_key')
-  .field('serviceId', 'svc_id', u32)
+  .field('slotSet', 'slot_set', u32)
   .field('slot', 'slot', u32)
   .build();
 
 export const SlotCodec = struct<Slot>('Slot', 'skein_lb_slot').field('backendId', 'backend_id', u32).build();
+
+export const MemberKeyCodec = struct<MemberKey>('MemberKey', 'skein_lb_member_key')
+  .field('slotSet', 'slot_set', u32)
+  .field('backendId', 'backend_id', u32)
+  .build();
+
+export const MemberCodec = struct<Member>('Member', 'skein_lb_member').field('slots', 'slots', u32).build();
 
 export const BackendIdCodec: Codec<number> = scalar('BackendId', u32);
 
@@ -80,6 +154,29 @@ export const BackendCodec = struct<Backend>('Backend', 'skein_lb_backend')
   .field('address', 'addr', address)
   .field('port', 'port', port)
   .pad('flags', 2, 2)
+  .build();
+
+export const AffinityKeyCodec = struct<AffinityKey>('AffinityKey', 'skein_lb_affinity_key')
+  .field('netnsCookie', 'netns_cookie', u64)
+  .field('address', 'addr', address)
+  .field('serviceId', 'svc_id', u32)
+  .pad('pad0', 4, 4)
+  .build();
+
+export const AffinityCodec = struct<Affinity>('Affinity', 'skein_lb_affinity')
+  .field('backendId', 'backend_id', u32)
+  .pad('pad0', 4, 4)
+  .field('lastNs', 'last_ns', u64)
+  .build();
+
+export const LbFlowCodec = struct<LbFlow>('LbFlow', 'skein_lb_flow')
+  .field('client', 'client', address)
+  .field('vip', 'vip', address)
+  .field('vport', 'vport', port)
+  .field('sport', 'sport', port)
+  .field('protocol', 'proto', named(u8, Protocol))
+  .field('bound', 'bound', u8)
+  .pad('pad0', 2, 2)
   .build();
 
 export const RevNatKeyCodec = struct<RevNatKey>('RevNatKey', 'skein_lb_revnat_key')
@@ -100,9 +197,14 @@ export const RevNatCodec = struct<RevNat>('RevNat', 'skein_lb_revnat')
 export const LbMaps = {
   services: { name: 'skein_services', key: ServiceKeyCodec, value: ServiceCodec },
   slots: { name: 'skein_slots', key: SlotKeyCodec, value: SlotCodec },
+  members: { name: 'skein_members', key: MemberKeyCodec, value: MemberCodec },
   backends: { name: 'skein_backends', key: BackendIdCodec, value: BackendCodec },
+  affinity: { name: 'skein_affinity', key: AffinityKeyCodec, value: AffinityCodec },
   revnat: { name: 'skein_revnat', key: RevNatKeyCodec, value: RevNatCodec },
 } as const;
+
+/** Structs that live only on the stack (in the object's BTF through its anchors), with their codecs. */
+export const LbStackStructs = [LbFlowCodec] as const;
 
 /** The `const volatile` configuration of bpf/lb.bpf.c, with each variable's size in bytes. */
 export const LbRodata = {
