@@ -1,11 +1,12 @@
 import { randomInt } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EchoReply, type EchoServer, startEchoServer } from '../../src/echo/echoServer.js';
 import { getConfigDump } from '../../src/envoy/admin.js';
 import { randomLoopback, waitFor } from '../helpers/net.js';
-import { createTestCa, type TestCa, tlsSecretYaml } from '../helpers/pki.js';
+import { createTestCa, type TestCa, type TestCert, tlsSecretYaml } from '../helpers/pki.js';
 import { GATEWAY_CLASS_YAML, serviceYaml, startTestSkein, type TestSkein } from '../helpers/standalone.js';
 
 /**
@@ -19,7 +20,15 @@ const address = randomLoopback();
 /** An address only an Ingress of another class asks for: nothing may listen there. */
 const otherAddress = randomLoopback();
 const base = randomInt(20_000, 59_000);
-const PORT = { http: base, https: base + 1 };
+const PORT = {
+  http: base,
+  https: base + 1,
+  /** An Ingress without a default backend, alone on its socket: what matches nothing gets 404. */
+  strict: base + 2,
+  /** A wildcard host with TLS and a default backend, on sockets of its own. */
+  wildHttp: base + 3,
+  wildHttps: base + 4,
+};
 
 let ca: TestCa;
 let skein: TestSkein | undefined;
@@ -62,12 +71,12 @@ function get(host: string, path: string, at = { address, port: PORT.http }): Pro
 }
 
 /** HTTPS with SNI `host`, verifying the server's certificate against the test CA and the name. */
-function getTls(host: string, path: string): Promise<Reply> {
+function getTls(host: string, path: string, port = PORT.https): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {
         host: address,
-        port: PORT.https,
+        port,
         servername: host,
         path,
         headers: { host },
@@ -81,6 +90,42 @@ function getTls(host: string, path: string): Promise<Reply> {
     req.on('error', reject);
     req.end();
   });
+}
+
+/**
+ * How a TLS handshake with SNI `host` ends: `error` undefined when it completes (the certificate
+ * verified against the test CA and the name), else why it failed; `connected` says whether TCP got
+ * through, so that a refused handshake is told apart from a refused connection.
+ */
+function handshake(
+  host: string,
+  port = PORT.https,
+): Promise<{ connected: boolean; error: NodeJS.ErrnoException | undefined }> {
+  return new Promise((resolve) => {
+    let connected = false;
+    const socket = tls.connect({ host: address, port, servername: host, ca: ca.certPem, timeout: 5000 });
+    socket.once('connect', () => {
+      connected = true;
+    });
+    socket.once('secureConnect', () => {
+      socket.destroy();
+      resolve({ connected, error: undefined });
+    });
+    socket.once('timeout', () => socket.destroy(new Error('timeout')));
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve({ connected, error }));
+  });
+}
+
+/**
+ * Envoy has no filter chain for the name (no certificate covers it): it accepts the TCP connection and
+ * resets it on the ClientHello, so the handshake never completes.
+ */
+function expectHandshakeRefused(r: { connected: boolean; error: NodeJS.ErrnoException | undefined }): void {
+  expect(r.connected).toBe(true);
+  expect(r.error?.code).toBe('ECONNRESET');
+  expect(r.error?.message).toMatch(
+    /^(read ECONNRESET|Client network socket disconnected before secure TLS connection was established)$/,
+  );
 }
 
 /** Every object in a JSON tree for which `pick` holds. */
@@ -104,7 +149,9 @@ function ingressesYaml(): string {
   return `
 apiVersion: networking.k8s.io/v1
 kind: IngressClass
-metadata: { name: skein }
+metadata:
+  name: skein
+  annotations: { ingressclass.kubernetes.io/is-default-class: "true" }
 spec: { controller: skein.io/ingress-controller }
 ---
 apiVersion: networking.k8s.io/v1
@@ -154,11 +201,15 @@ spec:
   tls:
     - { hosts: [secure.test], secretName: secure-cert }
     - { hosts: [broken.test], secretName: missing-cert }
+    - { hosts: [invalid.test], secretName: mismatched-cert }
   rules:
     - host: secure.test
       http:
         paths: [{ path: /, pathType: Prefix, backend: ${backend('blue')} }]
     - host: broken.test
+      http:
+        paths: [{ path: /, pathType: Prefix, backend: ${backend('blue')} }]
+    - host: invalid.test
       http:
         paths: [{ path: /, pathType: Prefix, backend: ${backend('blue')} }]
 ---
@@ -193,7 +244,99 @@ spec:
     - host: paths.test
       http:
         paths: [{ path: /other, pathType: Prefix, backend: ${backend('green')} }]
+---
+# The legacy annotation instead of spec.ingressClassName: ours, and another controller's.
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: legacy
+  namespace: default
+  annotations:
+    kubernetes.io/ingress.class: skein
+    ingress.skein.io/address: "${address}"
+    ingress.skein.io/http-port: "${PORT.http}"
+spec:
+  rules:
+    - host: legacy.test
+      http:
+        paths: [{ path: /, pathType: Prefix, backend: ${backend('green')} }]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: legacy-theirs
+  namespace: default
+  annotations:
+    kubernetes.io/ingress.class: other
+    ingress.skein.io/address: "${address}"
+    ingress.skein.io/http-port: "${PORT.http}"
+spec:
+  rules:
+    - host: legacy-theirs.test
+      http:
+        paths: [{ path: /, pathType: Prefix, backend: ${backend('green')} }]
+---
+# No class at all: the default IngressClass (ours) takes it.
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: defaulted
+  namespace: default
+  annotations:
+    ingress.skein.io/address: "${address}"
+    ingress.skein.io/http-port: "${PORT.http}"
+spec:
+  rules:
+    - host: defaulted.test
+      http:
+        paths: [{ path: /, pathType: Prefix, backend: ${backend('blue')} }]
+---
+# Precedence with real requests, the rules listed in the wrong order on purpose, and no default backend:
+# alone on its socket, what matches nothing gets Envoy's 404.
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: strict
+  namespace: default
+  annotations:
+    ingress.skein.io/address: "${address}"
+    ingress.skein.io/http-port: "${PORT.strict}"
+spec:
+  ingressClassName: skein
+  rules:
+    - host: prec.test
+      http:
+        paths:
+          - { path: /api, pathType: Prefix, backend: ${backend('blue')} }
+          - { path: /api/v2, pathType: Prefix, backend: ${backend('green')} }
+          - { path: /same, pathType: Prefix, backend: ${backend('blue')} }
+          - { path: /same, pathType: Exact, backend: ${backend('green')} }
+          - { path: /api/v2/exact, pathType: Exact, backend: ${backend('fallback')} }
+---
+# A wildcard host over HTTPS, with a default backend, on its own sockets.
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: wild-tls
+  namespace: default
+  annotations:
+    ingress.skein.io/address: "${address}"
+    ingress.skein.io/http-port: "${PORT.wildHttp}"
+    ingress.skein.io/https-port: "${PORT.wildHttps}"
+spec:
+  ingressClassName: skein
+  tls: [{ hosts: ["*.wildtls.test", wildtls.test], secretName: wild-cert }]
+  defaultBackend: ${backend('green')}
+  rules:
+    - host: "*.wildtls.test"
+      http:
+        paths: [{ path: /, pathType: Prefix, backend: ${backend('blue')} }]
 `;
+}
+
+/** A kubernetes.io/tls Secret whose key is not the certificate's. */
+function mismatchedSecretYaml(name: string, cert: TestCert, other: TestCert): string {
+  return tlsSecretYaml(name, cert).replace(cert.secretData['tls.key'], other.secretData['tls.key']);
 }
 
 /** A Gateway on the Ingresses' HTTP socket, for one hostname, with an HTTPRoute. */
@@ -240,7 +383,12 @@ describe('Ingress with a real Envoy', () => {
           svc('pair', [e('pair-1'), e('pair-2')]),
           svc('h2', [e('h2')]),
         ].join('---\n'),
-        'secrets.yaml': tlsSecretYaml('secure-cert', ca.issue(['secure.test'])),
+        'secrets.yaml': [
+          tlsSecretYaml('secure-cert', ca.issue(['secure.test'])),
+          tlsSecretYaml('wild-cert', ca.issue(['*.wildtls.test', 'wildtls.test'])),
+          // A certificate with another certificate's key: parses, but is not usable.
+          mismatchedSecretYaml('mismatched-cert', ca.issue(['invalid.test']), ca.issue(['invalid.test'])),
+        ].join('---\n'),
         'ingresses.yaml': ingressesYaml(),
         'gateway.yaml': gatewayYaml(),
       },
@@ -310,10 +458,67 @@ describe('Ingress with a real Envoy', () => {
     );
     const statuses = skein?.skein.controlPlane.statuses ?? [];
     expect(statuses.filter((s) => s.kind === 'Ingress').map((s) => s.name)).toEqual([
+      'defaulted',
       'h2c',
+      'legacy',
       'main',
       'secure',
+      'strict',
+      'wild-tls',
     ]);
+  });
+
+  it('takes an Ingress by the legacy kubernetes.io/ingress.class annotation, and one without class by the default class', async () => {
+    expect((await get('legacy.test', '/x')).echo?.backend).toBe('green');
+    expect((await get('defaulted.test', '/x')).echo?.backend).toBe('blue');
+    // The legacy annotation naming another controller's class: not ours, so the host is unknown here.
+    expect((await get('legacy-theirs.test', '/x')).echo?.backend).toBe('fallback');
+  });
+
+  it('answers 404 for what matches no rule where no default backend is', async () => {
+    const r = await get('prec.test', '/nowhere', { address, port: PORT.strict });
+    expect(r.status).toBe(404);
+    expect(r.echo).toBeUndefined();
+    expect((await get('unknown.test', '/', { address, port: PORT.strict })).status).toBe(404);
+  });
+
+  it('picks the longest matching path, and Exact over Prefix, whatever the order of the rules', async () => {
+    const at = async (path: string) => {
+      const r = await get('prec.test', path, { address, port: PORT.strict });
+      return r.status === 200 ? r.echo?.backend : r.status;
+    };
+    // The longest Prefix wins: /api/v2 over /api.
+    expect(await at('/api')).toBe('blue');
+    expect(await at('/api/v1/x')).toBe('blue');
+    expect(await at('/api/v2')).toBe('green');
+    expect(await at('/api/v2/x')).toBe('green');
+    // Exact beats a Prefix that also matches, listed before it or not.
+    expect(await at('/same')).toBe('green');
+    expect(await at('/same/x')).toBe('blue');
+    expect(await at('/api/v2/exact')).toBe('fallback');
+    expect(await at('/api/v2/exact/more')).toBe('green');
+    expect(await at('/apis')).toBe(404);
+  });
+
+  it('serves a wildcard host and the default backend over HTTPS too', async () => {
+    const wild = await getTls('a.wildtls.test', '/w', PORT.wildHttps);
+    expect(wild.status).toBe(200);
+    expect(wild.echo?.backend).toBe('blue');
+    // The apex is listed in spec.tls but matches no rule: the default backend, over TLS.
+    const apex = await getTls('wildtls.test', '/d', PORT.wildHttps);
+    expect(apex.echo?.backend).toBe('green');
+    expect(apex.echo?.path).toBe('/d');
+    // Two labels: the wildcard certificate does not cover them (one label, as the rule), and the client
+    // verifying the name refuses it.
+    expect((await handshake('a.b.wildtls.test', PORT.wildHttps)).error?.code).toBe(
+      'ERR_TLS_CERT_ALTNAME_INVALID',
+    );
+    // And the same over plain HTTP.
+    expect((await get('b.wildtls.test', '/', { address, port: PORT.wildHttp })).echo?.backend).toBe('blue');
+    expect((await get('wildtls.test', '/', { address, port: PORT.wildHttp })).echo?.backend).toBe('green');
+    expect((await get('a.b.wildtls.test', '/', { address, port: PORT.wildHttp })).echo?.backend).toBe(
+      'green',
+    );
   });
 
   it('balances across the endpoints of a Service (port by name)', async () => {
@@ -336,13 +541,18 @@ describe('Ingress with a real Envoy', () => {
     expect(s.echo?.path).toBe('/account?tab=1');
   });
 
-  it('does not serve a host whose TLS Secret is missing, over TLS or in plain text; other hosts work', async () => {
-    // No certificate covers broken.test, so the handshake fails.
-    await expect(getTls('broken.test', '/')).rejects.toThrow();
-    // Plain HTTP for it gets 503, never the backend.
-    const plain = await get('broken.test', '/');
-    expect(plain.status).toBe(503);
-    expect(plain.echo).toBeUndefined();
+  it('does not serve a host whose TLS Secret is missing or invalid, over TLS or in plain text; other hosts work', async () => {
+    // A handshake that works, for comparison.
+    expect(await handshake('secure.test')).toEqual({ connected: true, error: undefined });
+    for (const host of ['broken.test', 'invalid.test']) {
+      // No certificate covers the host, so Envoy ends the handshake.
+      expectHandshakeRefused(await handshake(host));
+      // Plain HTTP for it gets 503, never the backend.
+      const plain = await get(host, '/');
+      expect(plain.status).toBe(503);
+      expect(plain.echo).toBeUndefined();
+      expect(plain.body).toBe('TLS is not available for this host\n');
+    }
     // The same Ingress's other host, and the other Ingress, keep working.
     expect((await getTls('secure.test', '/')).echo?.backend).toBe('blue');
     expect((await get('a.wild.test', '/')).echo?.backend).toBe('green');
@@ -358,6 +568,13 @@ describe('Ingress with a real Envoy', () => {
     expect(d?.object).toBe('Ingress/default/secure');
     expect(d?.message).toContain('broken.test');
     expect(d?.message).toContain('default/missing-cert');
+    const invalid = diagnostics.find(
+      (x) => x.code === 'SKEIN_INGRESS_TLS_SECRET' && x.field === 'spec.tls[2].secretName',
+    );
+    expect(invalid).toMatchObject({ object: 'Ingress/default/secure' });
+    expect(invalid?.message).toBe(
+      'spec.tls[2]: Secret default/mismatched-cert tls.key does not match the certificate in tls.crt: host invalid.test is not served over TLS, and plain HTTP requests for it get 503',
+    );
   });
 
   it('speaks h2c to the backend with backend-protocol grpc, and sets the request timeout', async () => {
