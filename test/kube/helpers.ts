@@ -272,3 +272,64 @@ export function conditionOf(
   if (!Array.isArray(conditions)) return undefined;
   return conditions.find((c: { type?: string }) => c.type === type);
 }
+
+export interface CuttableProxy {
+  /** `https://127.0.0.1:<port>`: the API server, through the proxy. */
+  readonly server: string;
+  /** Drops every connection through the proxy, and every new one until restore(). */
+  cut(): void;
+  restore(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP relay in front of the API server that a test can cut: a network partition between one client
+ * and the API server, with the API server itself untouched (TLS passes through; the serving
+ * certificate is for 127.0.0.1, where the proxy listens too).
+ */
+export async function startCuttableProxy(target: string): Promise<CuttableProxy> {
+  const url = new URL(target);
+  const sockets = new Set<import('node:net').Socket>();
+  let cut = false;
+  const net = await import('node:net');
+  const server = net.createServer((client) => {
+    if (cut) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(Number(url.port), url.hostname);
+    sockets.add(client);
+    sockets.add(upstream);
+    const drop = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  return {
+    server: `https://127.0.0.1:${port}`,
+    cut() {
+      cut = true;
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+    restore() {
+      cut = false;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -43,6 +43,7 @@ export interface ReflectorStatus {
   readonly missing: boolean;
   readonly resourceVersion: string | undefined;
   readonly lists: number;
+  /** Watches the API server accepted. */
   readonly watches: number;
   readonly failures: number;
   readonly lastError: string | undefined;
@@ -338,8 +339,9 @@ export class Reflector {
       this.#stop.signal.addEventListener('abort', onStop, { once: true });
       api.watch(path, query, onEvent, finish).then(
         (handle) => {
-          this.#watches++;
+          // Watch.watch() also resolves after a failed connect (it has called done first).
           if (settled) return;
+          this.#watches++;
           this.#watch = handle;
           this.#recovered();
           if (this.#stop.signal.aborted) {
