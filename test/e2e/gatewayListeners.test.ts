@@ -353,7 +353,8 @@ describe('Gateway listeners with a real Envoy', () => {
   });
 
   it('HTTPS: refuses a server name no listener has (no certificate to offer)', async () => {
-    await expect(httpsGet('c.example.com')).rejects.toThrow();
+    // No filter chain matches the ClientHello's SNI: Envoy resets the connection during the handshake.
+    await expect(httpsGet('c.example.com')).rejects.toMatchObject({ code: 'ECONNRESET' });
   });
 
   it('TLS passthrough: forwards the encrypted bytes by SNI to the TLS backend, whose certificate the client sees', async () => {
@@ -384,7 +385,7 @@ describe('Gateway listeners with a real Envoy', () => {
         servername: 'other.tls.example.com',
         ca: ca.certPem,
       });
-    await expect(exchange(connect)).rejects.toThrow();
+    await expect(exchange(connect)).rejects.toMatchObject({ code: 'ECONNRESET', syscall: 'read' });
   });
 
   it('TCP: proxies a connection to the TCP echo server', async () => {
@@ -480,7 +481,7 @@ describe('Gateway listeners with a real Envoy', () => {
 
   it('conflicted listeners serve nothing, and every other listener of their Gateways keeps serving', async () => {
     // Within edge: HTTP and TCP on one port, both Conflicted: nothing listens there.
-    await expect(httpGet(PORT.conflicted, 'b.example.com')).rejects.toThrow();
+    await expect(httpGet(PORT.conflicted, 'b.example.com')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     // edge's other HTTP listener serves.
     expect(await httpGet(PORT.http, 'a.example.com')).toEqual({ status: 200, backend: 'alpha' });
     // late's TCP listener lost the HTTPS socket to edge (older); late's HTTP listener serves.

@@ -7,16 +7,18 @@ import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Backend, http1Backend } from '../helpers/backend.js';
+import { type Backend, h2cBackend, http1Backend } from '../helpers/backend.js';
 import { randomLoopback, waitFor } from '../helpers/net.js';
 import { createTestCa, type TestCa } from '../helpers/pki.js';
 import { GATEWAY_CLASS_YAML, serviceYaml, startTestSkein, type TestSkein } from '../helpers/standalone.js';
 
 /**
  * The route kinds beyond HTTPRoute, end to end with a real Envoy and real backends on loopback:
- * GRPCRoute to gRPC servers (h2c), TLSRoute passthrough to TLS servers chosen by SNI, TCPRoute and
- * UDPRoute to echo servers, BackendTLSPolicy to an HTTPS server (CA and SAN checks), and a
- * cross-namespace backendRef with and without a ReferenceGrant. One Skein and Envoy per describe.
+ * GRPCRoute to gRPC servers (h2c: exact and regular-expression method matches, a filter, weights with an
+ * invalid share), TLSRoute passthrough to TLS servers chosen by SNI, TCPRoute and UDPRoute to echo
+ * servers (weighted, and an invalid backend's share refused), an HTTPRoute to an h2c backend,
+ * BackendTLSPolicy to an HTTPS server (CA and SAN checks), and a cross-namespace backendRef with and
+ * without a ReferenceGrant. One Skein and Envoy per describe.
  */
 
 const GW = 'gateway.networking.k8s.io';
@@ -53,7 +55,18 @@ const proto = grpc.loadPackageDefinition(packageDef) as unknown as {
 const say = proto.skein.test.Echo.service['Say'] as grpc.MethodDefinition<{ message: string }, SayReply>;
 
 /** The paths the gRPC backends answer, all with Say's messages: enough to tell method matching apart. */
-const METHODS = ['/skein.test.Echo/Say', '/skein.test.Echo/SayAgain', '/other.Greeter/Say'] as const;
+const METHODS = [
+  '/skein.test.Echo/Say',
+  '/skein.test.Echo/SayAgain',
+  '/other.Greeter/Say',
+  '/regex.Svc1/GetThing',
+  '/regex.Svc1/PutThing',
+  '/filtered.Svc/Call',
+  '/weighted.Svc/Call',
+] as const;
+
+/** Metadata a GRPCRoute filter adds; the backends echo it back in their message. */
+const FILTER_HEADER = 'x-grpc-filter';
 
 async function startGrpcBackend(name: string): Promise<{ port: number; server: grpc.Server }> {
   const server = new grpc.Server();
@@ -64,7 +77,11 @@ async function startGrpcBackend(name: string): Promise<{ port: number; server: g
     handlers[`m${i}`] = (
       call: grpc.ServerUnaryCall<{ message: string }, SayReply>,
       cb: grpc.sendUnaryData<SayReply>,
-    ) => cb(null, { message: `${p} ${call.request.message}`, backend: name });
+    ) => {
+      const added = call.metadata.get(FILTER_HEADER);
+      const extra = added.length > 0 ? ` [${FILTER_HEADER}=${added.join(',')}]` : '';
+      cb(null, { message: `${p} ${call.request.message}${extra}`, backend: name });
+    };
   }
   server.addService(definition, handlers);
   const port = await new Promise<number>((resolve, reject) => {
@@ -117,6 +134,39 @@ spec:
 `;
 }
 
+/** A second GRPCRoute on the same listener: a regular-expression method match, a filter, weights. */
+function grpcExtrasYaml(): string {
+  return `apiVersion: ${GW}/v1
+kind: GRPCRoute
+metadata: { name: extras, namespace: default }
+spec:
+  parentRefs: [{ name: edge }]
+  rules:
+    - matches: [{ method: { type: RegularExpression, service: "regex\\\\.Svc[0-9]+", method: "Get.*" } }]
+      backendRefs: [{ name: v2, port: 50051 }]
+    - matches: [{ method: { service: filtered.Svc } }]
+      filters:
+        - type: RequestHeaderModifier
+          requestHeaderModifier: { add: [{ name: ${FILTER_HEADER}, value: added }] }
+      backendRefs: [{ name: v1, port: 50051 }]
+    # Half the weight belongs to a Service that does not exist: those calls fail with UNAVAILABLE.
+    - matches: [{ method: { service: weighted.Svc } }]
+      backendRefs:
+        - { name: v1, port: 50051, weight: 1 }
+        - { name: v2, port: 50051, weight: 1 }
+        - { name: missing, port: 50051, weight: 2 }
+`;
+}
+
+/** The outcome of one call: the backend that answered, or the gRPC status name of the failure. */
+async function outcome(client: grpc.Client, method: string): Promise<string> {
+  try {
+    return (await call(client, method, 'w')).backend;
+  } catch (e) {
+    return grpc.status[(e as grpc.ServiceError).code] ?? String(e);
+  }
+}
+
 describe('GRPCRoute through Envoy to real gRPC backends (h2c)', () => {
   let skein: TestSkein;
   let backends: { name: string; port: number; server: grpc.Server }[];
@@ -146,10 +196,17 @@ describe('GRPCRoute through Envoy to real gRPC backends (h2c)', () => {
           }),
         ].join('---\n'),
         'route.yaml': grpcRouteYaml(),
+        'extras.yaml': grpcExtrasYaml(),
       },
     });
     client = new grpc.Client(`${address}:8080`, grpc.credentials.createInsecure());
     await waitFor('the GRPCRoute to serve', () => call(client, METHODS[0], 'hi'), 20_000, 100);
+    await waitFor(
+      'the second GRPCRoute to serve',
+      () => call(client, '/filtered.Svc/Call', 'hi'),
+      20_000,
+      100,
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -166,6 +223,38 @@ describe('GRPCRoute through Envoy to real gRPC backends (h2c)', () => {
     expect((await call(client, '/skein.test.Echo/SayAgain', 'b')).backend).toBe('v2');
     expect((await call(client, '/other.Greeter/Say', 'c')).backend).toBe('v2');
     expect((await call(client, '/skein.test.Echo/Say', 'd', { 'x-pick': 'v2' })).backend).toBe('v2');
+  });
+
+  it('matches service and method by regular expression, each in full', async () => {
+    expect(await call(client, '/regex.Svc1/GetThing', 'r')).toEqual({
+      message: '/regex.Svc1/GetThing r',
+      backend: 'v2',
+    });
+    // PutThing is not Get.*, and regex.Svc1 is not matched by a prefix of the pattern: no rule, no backend.
+    await expect(call(client, '/regex.Svc1/PutThing', 'r')).rejects.toMatchObject({
+      code: grpc.status.UNIMPLEMENTED,
+    });
+  });
+
+  it('applies a RequestHeaderModifier filter to the calls of its rule only', async () => {
+    expect(await call(client, '/filtered.Svc/Call', 'f')).toEqual({
+      message: `/filtered.Svc/Call f [${FILTER_HEADER}=added]`,
+      backend: 'v1',
+    });
+    expect((await call(client, '/skein.test.Echo/Say', 'g')).message).toBe('/skein.test.Echo/Say g');
+  });
+
+  it("splits calls by weight, and fails the invalid backend's share with UNAVAILABLE", async () => {
+    const counts = new Map<string, number>();
+    // 80 calls, weights 1:1:2 (the 2 invalid): about 20 / 20 / 40. The bounds are 4.5 standard
+    // deviations wide, so a correct split fails them with a chance of about 1 in 100,000.
+    for (let i = 0; i < 80; i++) {
+      const o = await outcome(client, '/weighted.Svc/Call');
+      counts.set(o, (counts.get(o) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort()).toEqual(['UNAVAILABLE', 'v1', 'v2']);
+    expect(counts.get('UNAVAILABLE')).toBeGreaterThanOrEqual(20);
+    expect(counts.get('UNAVAILABLE')).toBeLessThanOrEqual(60);
   });
 
   it('answers a call no rule matches with UNIMPLEMENTED (Envoy 404), not a backend', async () => {
@@ -340,8 +429,12 @@ spec:
     expect(await tlsRead(address, 8443, 'beta.example.test', ca.certPem)).toBe('beta:beta.example.test');
   });
 
-  it('closes a connection whose SNI no route takes', async () => {
-    await expect(tlsRead(address, 8443, 'gamma.example.test', ca.certPem)).rejects.toThrow();
+  it('closes a connection whose SNI no route takes, before the TLS handshake completes', async () => {
+    // Envoy finds no filter chain for the ClientHello's SNI and resets the connection.
+    await expect(tlsRead(address, 8443, 'gamma.example.test', ca.certPem)).rejects.toMatchObject({
+      code: 'ECONNRESET',
+      syscall: 'read',
+    });
   });
 });
 
@@ -410,6 +503,91 @@ spec:
   });
 });
 
+/** How one TCP connection ended: the echo of the backend that answered, or refused (closed, or reset). */
+function tcpOutcome(address: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: address, port }, () => socket.write('ping'));
+    let answered = false;
+    const timer = setTimeout(() => socket.destroy(new Error('no answer and no close in 5 s')), 5_000);
+    socket.setEncoding('utf8');
+    socket.once('data', (d: string) => {
+      answered = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(d);
+    });
+    socket.once('close', () => {
+      clearTimeout(timer);
+      if (!answered) resolve('refused');
+    });
+    socket.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      // A close with the ping unread is a reset: refused too. Anything else is named as it is.
+      if (!answered)
+        resolve(e.code === 'ECONNRESET' || e.code === 'EPIPE' ? 'refused' : `error ${e.message}`);
+    });
+  });
+}
+
+describe('TCPRoute with weighted backends and an invalid one', () => {
+  let skein: TestSkein;
+  let echoes: { server: net.Server; port: number }[];
+  let address: string;
+
+  beforeAll(async () => {
+    echoes = [await startTcpEcho('a'), await startTcpEcho('b')];
+    address = randomLoopback();
+    skein = await startTestSkein({
+      files: {
+        'gateway.yaml': gatewayYaml(address, '- { name: tcp, protocol: TCP, port: 9100 }'),
+        'backends.yaml': echoes
+          .map((e, i) =>
+            serviceYaml({
+              name: `echo-${'ab'[i]}`,
+              port: 7000,
+              endpoints: [{ host: '127.0.0.1', port: e.port }],
+            }),
+          )
+          .join('---\n'),
+        'route.yaml': `apiVersion: ${GW}/v1alpha2
+kind: TCPRoute
+metadata: { name: split, namespace: default }
+spec:
+  parentRefs: [{ name: edge }]
+  rules:
+    - backendRefs:
+        - { name: echo-a, port: 7000, weight: 1 }
+        - { name: echo-b, port: 7000, weight: 1 }
+        - { name: echo-missing, port: 7000, weight: 2 }
+`,
+      },
+    });
+    await waitFor(
+      'the TCP listener to forward',
+      async () => ((await tcpOutcome(address, 9100)) === 'refused' ? undefined : true),
+      20_000,
+      100,
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const e of echoes ?? []) e.server.close();
+    await skein?.stop();
+  });
+
+  it("splits connections by weight and refuses the invalid backend's share", async () => {
+    const counts = new Map<string, number>();
+    // 80 connections, weights 1:1:2 (the 2 invalid): about 20 / 20 / 40, within 4.5 standard deviations.
+    for (let i = 0; i < 80; i++) {
+      const o = await tcpOutcome(address, 9100);
+      counts.set(o, (counts.get(o) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort()).toEqual(['a:ping', 'b:ping', 'refused']);
+    expect(counts.get('refused')).toBeGreaterThanOrEqual(20);
+    expect(counts.get('refused')).toBeLessThanOrEqual(60);
+  });
+});
+
 async function startUdpEcho(name: string): Promise<{ socket: dgram.Socket; port: number }> {
   const socket = dgram.createSocket('udp4');
   socket.on('message', (msg, rinfo) => socket.send(`${name}:${msg.toString()}`, rinfo.port, rinfo.address));
@@ -473,6 +651,45 @@ spec:
   it('forwards datagrams and their answers', async () => {
     const answer = await waitFor('an answer', () => udpRoundTrip(address, 9053, 'hello over udp'), 5000, 10);
     expect(answer).toBe('udp-echo:hello over udp');
+  });
+
+  it("drops the datagrams of the clients in an invalid backend's share", async () => {
+    // A Gateway of its own, so that the route above (attached to every listener of edge) is not on it.
+    await skein.write(
+      'split.yaml',
+      `apiVersion: ${GW}/v1
+kind: Gateway
+metadata: { name: split, namespace: default }
+spec:
+  gatewayClassName: skein
+  addresses: [{ type: IPAddress, value: "${address}" }]
+  listeners: [{ name: split, protocol: UDP, port: 9054 }]
+---
+apiVersion: ${GW}/v1alpha2
+kind: UDPRoute
+metadata: { name: split, namespace: default }
+spec:
+  parentRefs: [{ name: split }]
+  rules:
+    - backendRefs:
+        - { name: echo, port: 53, weight: 1 }
+        - { name: missing, port: 53, weight: 1 }
+`,
+    );
+    // The split listener is up once some client gets an answer (each try is a new client, source port).
+    await waitFor('the split UDP listener', () => udpRoundTrip(address, 9054, 'up?'), 15_000, 10);
+    // 40 clients, each its own source port, half the weight invalid: about 20 answered. Loopback loses
+    // no datagrams, so a client without an answer in 500 ms is one whose datagrams are dropped.
+    let answered = 0;
+    for (let i = 0; i < 40; i++) {
+      const a = await udpRoundTrip(address, 9054, `client ${i}`);
+      if (a !== undefined) {
+        expect(a).toBe(`udp-echo:client ${i}`);
+        answered++;
+      }
+    }
+    expect(answered).toBeGreaterThanOrEqual(6);
+    expect(answered).toBeLessThanOrEqual(34);
   });
 });
 
@@ -619,7 +836,65 @@ ${['verified', 'san-mismatch', 'untrusted', 'no-policy']
   });
 
   it('without a policy, Envoy speaks clear text, which the HTTPS backend does not understand', async () => {
-    expect((await get(`${base}/no-policy`)).status).not.toBe(200);
+    const res = await get(`${base}/no-policy`);
+    expect(res.status).toBe(503);
+    // Envoy's own answer: the backend dropped the connection before any response.
+    expect(res.body).toMatch(/^upstream connect error or disconnect\/reset before headers/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// HTTPRoute to an h2c backend
+
+describe('HTTPRoute to a backend whose port says kubernetes.io/h2c', () => {
+  let skein: TestSkein;
+  let h2: Backend;
+  let base: string;
+
+  beforeAll(async () => {
+    h2 = await h2cBackend.start({ host: '127.0.0.1', port: 0, name: 'h2c-web' });
+    const address = randomLoopback();
+    base = `http://${address}:8080`;
+    skein = await startTestSkein({
+      files: {
+        'gateway.yaml': gatewayYaml(address, '- { name: http, protocol: HTTP, port: 8080 }'),
+        'web.yaml': serviceYaml({
+          name: 'h2c-web',
+          port: 80,
+          appProtocol: 'kubernetes.io/h2c',
+          endpoints: [{ host: h2.host, port: h2.port }],
+        }),
+        'route.yaml': `apiVersion: ${GW}/v1
+kind: HTTPRoute
+metadata: { name: h2c, namespace: default }
+spec:
+  parentRefs: [{ name: edge }]
+  rules: [{ backendRefs: [{ name: h2c-web, port: 80 }] }]
+`,
+      },
+    });
+    await waitFor(
+      'the route',
+      async () => ((await get(`${base}/`)).status === 200 ? true : undefined),
+      20_000,
+      100,
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await h2?.close();
+    await skein?.stop();
+  });
+
+  it('takes HTTP/1.1 from the client and speaks HTTP/2 without TLS (prior knowledge) to the backend', async () => {
+    const res = await get(`${base}/over/h2c?x=1`);
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({
+      backend: 'h2c-web',
+      protocol: 'h2c',
+      method: 'GET',
+      path: '/over/h2c?x=1',
+    });
   });
 });
 
