@@ -41,7 +41,7 @@ export interface LbServiceIr {
   readonly protocol: LbProtocol;
   readonly algorithm: LbAlgorithm;
   readonly sessionAffinity?: LbSessionAffinity;
-  /** Sorted by address, then port. */
+  /** Sorted by address (numerically), then port: compareBackends. */
   readonly backends: readonly LbBackendIr[];
 }
 
@@ -82,6 +82,42 @@ const validPort = (p: number): boolean => Number.isInteger(p) && p >= 1 && p <= 
 /** `10.96.0.10:80/TCP`, `[fd00::10]:80/TCP`: a service's socket, as messages show it. */
 export function serviceSocket(s: { address: string; port: number; protocol: string }): string {
   return `${isIP(s.address) === 6 ? `[${s.address}]` : s.address}:${s.port}/${s.protocol}`;
+}
+
+/**
+ * A string that sorts addresses numerically (IPv4 before IPv6): 32 hex digits of the 16-byte form, IPv4
+ * mapped. For sorting IR lists; not an address.
+ */
+export function addressSortKey(address: string): string {
+  if (isIP(address) === 4) {
+    return `00000000000000000000ffff${address
+      .split('.')
+      .map((o) => Number(o).toString(16).padStart(2, '0'))
+      .join('')}`;
+  }
+  let text = address.split('%')[0] ?? '';
+  const lastColon = text.lastIndexOf(':');
+  const tail = text.slice(lastColon + 1);
+  if (tail.includes('.')) {
+    const o = tail.split('.').map(Number);
+    text = `${text.slice(0, lastColon + 1)}${(((o[0] ?? 0) << 8) | (o[1] ?? 0)).toString(16)}:${(((o[2] ?? 0) << 8) | (o[3] ?? 0)).toString(16)}`;
+  }
+  const [head = '', rest] = text.split('::');
+  const groups = (g: string): string[] => (g === '' ? [] : g.split(':'));
+  const before = groups(head);
+  const after = rest === undefined ? [] : groups(rest);
+  const all = [...before, ...new Array<string>(8 - before.length - after.length).fill('0'), ...after];
+  return all.map((g) => g.padStart(4, '0').toLowerCase()).join('');
+}
+
+/** Orders backends by address (numerically), then port: the order of LbServiceIr.backends. */
+export function compareBackends(
+  a: { address: string; port: number },
+  b: { address: string; port: number },
+): number {
+  const ka = addressSortKey(a.address);
+  const kb = addressSortKey(b.address);
+  return ka < kb ? -1 : ka > kb ? 1 : a.port - b.port;
 }
 
 /** The key a service is known by in the datapath: one per VIP, port and protocol. */

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { LbBackendIr, LbBackendState } from '../model/serviceLb.js';
+import { compareBackends, type LbBackendIr, type LbBackendState } from '../model/serviceLb.js';
 import type { EndpointSlice } from '../sources/objects.js';
 
 /** The label that ties an EndpointSlice to its Service. */
@@ -44,7 +44,7 @@ const RANK: Record<LbBackendState, number> = { active: 2, terminating: 1 };
  * family whose slice port has the Service port's name (the EndpointSlice controller names slice ports
  * after Service ports and resolves targetPort, by number or by name, per pod) and its protocol. Like
  * kube-proxy, only an endpoint's first address is used (the addresses are fungible). An address and port
- * listed twice keeps its best state. Sorted by address, then port.
+ * listed twice keeps its best state. Sorted by compareBackends.
  */
 export function portBackends(
   slices: readonly EndpointSlice[],
@@ -71,7 +71,5 @@ export function portBackends(
       }
     }
   }
-  return [...byKey.values()].sort((a, b) =>
-    a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port,
-  );
+  return [...byKey.values()].sort(compareBackends);
 }
