@@ -341,7 +341,7 @@ assign:
 	err = bpf_sk_assign(skb, sk, 0);
 	bpf_sk_release(sk);
 	if (err)
-		return drop(c, SKEIN_REASON_PROXY_UNAVAILABLE);
+		return drop(c, SKEIN_REASON_PROXY_ASSIGN_FAILED);
 	skb->mark = (skb->mark & ~cfg_mark_mask) | cfg_mark_to_proxy;
 	account(c, SKEIN_VERDICT_REDIRECT, reason, level, proxy_port);
 	return TC_ACT_OK;

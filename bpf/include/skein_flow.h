@@ -42,6 +42,7 @@ enum skein_reason {
 	SKEIN_REASON_PROXY_UNAVAILABLE = 39,   /* redirect, but nothing listens on the proxy port: dropped */
 	SKEIN_REASON_PROXY_UNREACHABLE = 40,   /* redirect where the flow cannot be handed over (tc egress): dropped */
 	SKEIN_REASON_FROM_PROXY = 41,          /* the node proxy's own upstream connection (marked): passed */
+	SKEIN_REASON_PROXY_ASSIGN_FAILED = 42, /* bpf_sk_assign refused the proxy's socket: dropped */
 };
 
 /* Which program emitted the event. */

@@ -33,6 +33,7 @@ export const Reason = {
   proxyUnavailable: 39,
   proxyUnreachable: 40,
   fromProxy: 41,
+  proxyAssignFailed: 42,
 } as const;
 export type Reason = keyof typeof Reason;
 
