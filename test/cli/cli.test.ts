@@ -198,7 +198,7 @@ spec:
     }
   });
 
-  describe('skein up start-up failures: one line with the code, a non-zero exit, no stack trace', () => {
+  describe('skein up flags and start-up failures (each failure one line with its code, a non-zero exit, no stack trace)', () => {
     let dir: string;
     beforeAll(async () => {
       dir = await mkdtemp(path.join(os.tmpdir(), 'skein-cli-up-'));
@@ -303,6 +303,72 @@ spec:
         const r = await upFails([...args]);
         expect(r.code, args.join(' ')).toBe(2);
         expect(r.line).toContain(`skein up: SKEIN_CLI_INVALID_FLAG: ${message}`);
+      }
+    });
+
+    it('hands the Ingress flags to the translator', async () => {
+      // The Ingress's default HTTP port (the flag) is Skein's status port, which is reserved: the
+      // Ingress is not served, and `skein status` says why. Without the flag it would ask for port 80.
+      const config = await mkdtemp(path.join(os.tmpdir(), 'skein-cli-ingress-'));
+      const held = await holdPort();
+      const statusPort = held.port;
+      await held.close();
+      let child: ChildProcess | undefined;
+      try {
+        await writeFile(
+          path.join(config, 'ingress.yaml'),
+          `apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: { name: skein }
+spec: { controller: skein.io/ingress-controller }
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: { name: web, namespace: default }
+spec:
+  ingressClassName: skein
+  defaultBackend: { service: { name: web, port: { number: 80 } } }
+`,
+        );
+        child = spawn(
+          process.execPath,
+          [
+            bin,
+            'up',
+            '--config-dir',
+            config,
+            '--no-envoy',
+            '--xds-socket',
+            path.join(dir, 'ingress.sock'),
+            '--status-port',
+            String(statusPort),
+            '--ingress-address',
+            '127.0.0.1',
+            '--ingress-http-port',
+            String(statusPort),
+          ],
+          { cwd: root, env: { ...process.env, SKEIN_LOG_FORMAT: 'json' }, stdio: 'ignore' },
+        );
+        const line = await waitFor(
+          'skein status to show the Ingress problem',
+          async () => {
+            const r = await skein(['status', '--port', String(statusPort)], { timeoutMs: 5000 });
+            return r.stdout.split('\n').find((l) => l.includes('SKEIN_INGRESS_CONFLICT'));
+          },
+          15_000,
+          100,
+        );
+        expect(line).toContain('Ingress/default/web');
+        expect(line).toContain(
+          `HTTP on 127.0.0.1:${statusPort} is not served: 127.0.0.1:${statusPort} is taken by Skein's status server`,
+        );
+      } finally {
+        if (child !== undefined && child.exitCode === null) {
+          const exited = new Promise((r) => child?.once('exit', r));
+          child.kill('SIGTERM');
+          await exited;
+        }
+        await rm(config, { recursive: true, force: true });
       }
     });
 
