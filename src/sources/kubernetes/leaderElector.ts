@@ -122,7 +122,7 @@ export class LeaderElector {
     this.#stop.abort();
     await this.#running;
     if (this.#isLeader) {
-      this.#stepDown('stopping');
+      this.#stepDown('stopping', true);
       await this.#release();
     }
   }
@@ -231,14 +231,13 @@ export class LeaderElector {
     }
   }
 
-  #stepDown(why: string): void {
+  #stepDown(why: string, graceful = false): void {
     if (!this.#isLeader) return;
     this.#isLeader = false;
     this.#o.metrics?.leader.set({ lease: this.#o.name }, 0);
-    this.#o.logger.warn(
-      { code: KubeCode.LeadershipLost, lease: `${this.#o.namespace}/${this.#o.name}` },
-      `no longer the leader: ${why}`,
-    );
+    const lease = `${this.#o.namespace}/${this.#o.name}`;
+    if (graceful) this.#o.logger.info({ lease }, `stepping down as the leader: ${why}`);
+    else this.#o.logger.warn({ code: KubeCode.LeadershipLost, lease }, `no longer the leader: ${why}`);
     this.#o.onStoppedLeading?.();
   }
 

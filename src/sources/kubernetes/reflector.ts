@@ -335,7 +335,10 @@ export class Reflector {
       };
       armWatchdog();
       // stop() aborts the watch, after which its done callback never comes: settle here instead.
-      const onStop = (): void => finish(null);
+      const onStop = (): void => {
+        this.#watch?.abort();
+        finish(null);
+      };
       this.#stop.signal.addEventListener('abort', onStop, { once: true });
       api.watch(path, query, onEvent, finish).then(
         (handle) => {
