@@ -47,6 +47,11 @@ export interface LbReconcileReport {
   readonly errors: readonly LbReconcileError[];
   /** Whether the reconcile waited for a grace period (only when it deleted something a flip replaced). */
   readonly waited: boolean;
+  /**
+   * process.hrtime.bigint() (CLOCK_MONOTONIC, the clock BPF programs read) right after the flips: every
+   * connect() that starts later sees the new backends. Undefined if the reconcile failed before.
+   */
+  readonly flippedAt: bigint | undefined;
 }
 
 /** Errnos of a delete whose key is not there (deleteMany stops at the first). */
@@ -102,6 +107,7 @@ export class LbReconciler {
     const deleted = { services: 0, slots: 0, members: 0, backends: 0 };
     const errors = [...p.errors];
     let waited = false;
+    let flippedAt: bigint | undefined;
     try {
       // Phase 1: everything a new service value will point at.
       written.backends += setAll(this.lb.backends, p.backendWrites);
@@ -110,6 +116,7 @@ export class LbReconciler {
       // Phase 2: the flips (each value is replaced whole) and the removals.
       written.services += setAll(this.lb.services, p.serviceWrites);
       deleted.services += deleteAll(this.lb.services, p.serviceDeletes);
+      flippedAt = process.hrtime.bigint();
       // Phase 3: what only the replaced values named, once no program can still be reading them.
       // (A backend is deleted only when a set that named it is, so this waits whenever it must.)
       if (hasPhase3(p)) {
@@ -129,7 +136,7 @@ export class LbReconciler {
         message: err instanceof Error ? err.message : String(err),
       });
     }
-    return { written, deleted, changed: p.changed, errors, waited };
+    return { written, deleted, changed: p.changed, errors, waited, flippedAt };
   }
 }
 
