@@ -128,6 +128,7 @@ class ProgramHandle : public Napi::ObjectWrap<ProgramHandle> {
   Napi::Value AttachCgroup(const Napi::CallbackInfo &info);
   Napi::Value AttachTcx(const Napi::CallbackInfo &info);
   Napi::Value AttachTracing(const Napi::CallbackInfo &info);
+  Napi::Value AttachRawTracepoint(const Napi::CallbackInfo &info);
   Napi::Value TestRun(const Napi::CallbackInfo &info);
   Napi::Value Pin(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);

@@ -273,6 +273,7 @@ Napi::Function ProgramHandle::Init(Napi::Env env) {
                          InstanceMethod<&ProgramHandle::AttachCgroup>("attachCgroup"),
                          InstanceMethod<&ProgramHandle::AttachTcx>("attachTcx"),
                          InstanceMethod<&ProgramHandle::AttachTracing>("attachTracing"),
+                         InstanceMethod<&ProgramHandle::AttachRawTracepoint>("attachRawTracepoint"),
                          InstanceMethod<&ProgramHandle::TestRun>("testRun"),
                          InstanceMethod<&ProgramHandle::Pin>("pin"),
                          InstanceMethod<&ProgramHandle::Close>("close"),
@@ -375,6 +376,17 @@ Napi::Value ProgramHandle::AttachTcx(const Napi::CallbackInfo &info) {
 }
 
 // attachTracing() -> Link: a tracing program (fentry/fexit) at the kernel function its section names.
+// attachRawTracepoint(name) -> Link: a raw tracepoint program at the kernel tracepoint `name` (sys_enter).
+Napi::Value ProgramHandle::AttachRawTracepoint(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string tp = StringArg(info, 0, "tracepoint");
+  int fd = Fd(env, "attach");
+  int link = bpf_raw_tracepoint_open(tp.c_str(), fd);
+  std::string what = "program " + name_ + " (raw tracepoint " + tp + ")";
+  if (link < 0) ThrowErrno(env, kAttachFailed, "cannot attach " + what, errno);
+  return LinkHandle::NewFromFd(env, link, what);
+}
+
 Napi::Value ProgramHandle::AttachTracing(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int fd = Fd(env, "attach");

@@ -121,6 +121,8 @@ export interface NativeProgram {
   attachTcx(ifindex: number, direction: 'ingress' | 'egress', netnsPath?: string): NativeLink;
   /** fentry/fexit programs, at the kernel function their section names. */
   attachTracing(): NativeLink;
+  /** raw_tp programs, at the named kernel tracepoint (`sys_enter`). */
+  attachRawTracepoint(tracepoint: string): NativeLink;
   testRun(options: NativeTestRunOptions): NativeTestRunResult;
   pin(path: string): void;
   close(): void;

@@ -205,6 +205,11 @@ export class BpfProgram {
     return new BpfLink(native(() => this.prog.attachTracing()));
   }
 
+  /** Attaches a raw tracepoint program at the kernel tracepoint `tracepoint` (`sys_enter`). */
+  attachRawTracepoint(tracepoint: string): BpfLink {
+    return new BpfLink(native(() => this.prog.attachRawTracepoint(tracepoint)));
+  }
+
   /** The addon's handle, for another handle's call (BpfLink.update). */
   get nativeProgram(): NativeProgram {
     return this.prog;
