@@ -72,6 +72,11 @@ export class LeaderElector {
   readonly #now: () => number;
   readonly #stop = new AbortController();
   readonly #path: string;
+  /**
+   * Bound on each Lease request: a leader stuck in a request past its renew deadline would step down
+   * late, so renew deadline + this stays below the lease duration.
+   */
+  readonly #requestMs: number;
   #running: Promise<void> | undefined;
   #isLeader = false;
   #holder = '';
@@ -96,6 +101,7 @@ export class LeaderElector {
     this.#o = opts;
     this.#now = opts.now ?? (() => performance.now());
     this.#path = resourcePath(leaseResource, { namespace: opts.namespace });
+    this.#requestMs = Math.max(100, Math.min(this.#retryMs, (this.#leaseMs - this.#renewDeadlineMs) / 2));
   }
 
   get isLeader(): boolean {
@@ -147,7 +153,7 @@ export class LeaderElector {
     let lease: Lease | undefined;
     try {
       lease = await api.request<Lease>('GET', `${this.#path}/${encodeURIComponent(name)}`, {
-        timeoutMs: this.#retryMs * 2,
+        timeoutMs: this.#requestMs,
       });
     } catch (e) {
       if (statusOf(e) !== 404) return this.#failed('reading', e);
@@ -170,7 +176,7 @@ export class LeaderElector {
               leaseTransitions: 0,
             },
           },
-          timeoutMs: this.#retryMs * 2,
+          timeoutMs: this.#requestMs,
         });
       } catch (e) {
         // 409: another replica created it first; it is the leader.
@@ -206,7 +212,7 @@ export class LeaderElector {
     try {
       await api.request('PUT', `${this.#path}/${encodeURIComponent(name)}`, {
         body: next,
-        timeoutMs: this.#retryMs * 2,
+        timeoutMs: this.#requestMs,
       });
     } catch (e) {
       return statusOf(e) === 409 ? false : this.#failed(taking ? 'acquiring' : 'renewing', e);
