@@ -421,6 +421,9 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeCluste
       // No controller-manager creates `default` ServiceAccounts, so this plugin would reject every Pod.
       '--disable-admission-plugins=ServiceAccount',
       '--profiling=false',
+      // As on kubeadm, kind and k3s clusters: node agents (the chart's bpffs init container) are
+      // privileged, and the default (false) refuses such Pod templates.
+      '--allow-privileged=true',
       ...(opts.apiserverArgs ?? []),
     ];
     const conn: KubeConnection = {
