@@ -229,9 +229,9 @@ export class PolicyDatapath {
     };
   }
 
-  /** The pin of one interface's link for one program. */
+  /** The pin of one interface's link for one program (bpffs refuses '.' in names). */
   linkPin(ifindex: number, program: string): string {
-    return path.join(this.linkDir, `${program}.${ifindex}`);
+    return path.join(this.linkDir, `${program}_${ifindex}`);
   }
 
   private syncLinks(plan: PolicyPlan): { attached: number; updated: number; detached: number } {
