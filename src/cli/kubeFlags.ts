@@ -1,24 +1,24 @@
-/** Flag parsing shared by `skein agent` and `skein operator`: each returns undefined after printing why. */
+import { FlagError } from './flags.js';
 
-export function parsePortFlag(command: string, flag: string, value: string): number | undefined {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) {
-    process.stderr.write(`skein ${command}: ${flag} must be a port number (0-65535), got "${value}"\n`);
-    return undefined;
-  }
-  return n;
-}
+/** Flag checks shared by `skein agent` and `skein operator` (flags.ts has the ones `skein up` shares too). */
 
 /** A positive number of seconds, as milliseconds. */
-export function parseSecondsFlag(command: string, flag: string, value: string): number | undefined {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0 || n > 3600) {
-    process.stderr.write(
-      `skein ${command}: ${flag} must be a number of seconds in (0, 3600], got "${value}"\n`,
-    );
-    return undefined;
+export function secondsFlag(flag: string, value: string): number {
+  const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n > 0 && n <= 3600)) {
+    throw new FlagError(`Cannot use ${flag} "${value}": it must be a number of seconds in (0, 3600]`);
   }
   return Math.round(n * 1000);
+}
+
+/** A namespace or object name (DNS-1123 label), as the API server checks it. */
+export function nameFlag(flag: string, value: string): string {
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value)) {
+    throw new FlagError(
+      `Cannot use ${flag} "${value}": it must be a DNS-1123 label (a-z, 0-9, '-'; at most 63)`,
+    );
+  }
+  return value;
 }
 
 /** Waits for SIGINT or SIGTERM. */

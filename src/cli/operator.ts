@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import type { IngressConfig } from '../ingress/translate.js';
 import { createLogger } from '../log.js';
 import { startOperator } from '../operator.js';
 import { KubeClient } from '../sources/kubernetes/kubeClient.js';
 import { errorMessage } from '../sources/kubernetes/kubeCodes.js';
 import { loadKubeConfig } from '../sources/kubernetes/loadKubeConfig.js';
-import { parsePortFlag, parseSecondsFlag, untilSignal } from './kubeFlags.js';
+import { FlagError, INGRESS_FLAGS, INGRESS_FLAGS_HELP, ingressConfigFromFlags, portFlag } from './flags.js';
+import { nameFlag, secondsFlag, untilSignal } from './kubeFlags.js';
 
 const HELP = `Usage: skein operator [--kubeconfig PATH] [options]
 
@@ -16,17 +19,19 @@ election on a Lease; the leader writes the status of GatewayClasses, Gateways, r
 BackendTLSPolicies and Ingresses. Run two for availability. See docs/kubernetes.md.
 
 Options:
-  --namespace NS             read namespaced objects of NS only (default: all namespaces)
   --kubeconfig PATH          kubeconfig (default: in-cluster service account, else $KUBECONFIG or ~/.kube/config)
+  --namespace NS             read namespaced objects of NS only (default: all namespaces)
   --lease-namespace NS       namespace of the Lease (default: the service account's namespace, else default)
   --lease-name NAME          name of the Lease (default: skein-operator)
   --identity ID              holder identity (default: <hostname>_<random>)
   --lease-duration S         seconds a Lease lasts without renewal (default: 15)
   --renew-deadline S         the leader steps down after failing to renew this long (default: 10)
   --retry-period S           seconds between attempts to acquire or renew (default: 2)
-  --status-address HOST      address of /healthz, /readyz, /status, /metrics (default: 127.0.0.1)
+  --status-address IP        address of /healthz, /readyz, /status, /metrics (default: 127.0.0.1)
   --status-port N            their port (default: 9903)
-  --ingress-status-address A address written to Ingress status.loadBalancer (default: where it listens)
+
+${INGRESS_FLAGS_HELP}
+Give the operator the agents' Ingress flags: its status must describe what the agents serve.
 `;
 
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -38,6 +43,46 @@ function defaultLeaseNamespace(): string {
   } catch {
     return 'default';
   }
+}
+
+interface OperatorFlags {
+  readonly namespace: string | undefined;
+  readonly leaseNamespace: string;
+  readonly leaseName: string;
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
+  readonly statusPort: number;
+  readonly ingress: IngressConfig;
+}
+
+/** Every flag value checked before anything starts; throws FlagError naming the flag. */
+function checkFlags(values: Record<string, string | boolean | undefined>): OperatorFlags {
+  const leaseDurationMs = secondsFlag('--lease-duration', String(values['lease-duration']));
+  const renewDeadlineMs = secondsFlag('--renew-deadline', String(values['renew-deadline']));
+  const retryPeriodMs = secondsFlag('--retry-period', String(values['retry-period']));
+  if (!(retryPeriodMs < renewDeadlineMs && renewDeadlineMs < leaseDurationMs)) {
+    throw new FlagError(
+      `Cannot elect a leader with --retry-period ${retryPeriodMs / 1000}, --renew-deadline ${renewDeadlineMs / 1000} and --lease-duration ${leaseDurationMs / 1000}: need retry period < renew deadline < lease duration`,
+    );
+  }
+  const statusAddress = String(values['status-address']);
+  if (isIP(statusAddress) === 0) {
+    throw new FlagError(`Cannot use --status-address "${statusAddress}": it must be an IP address`);
+  }
+  const ns = values['namespace'];
+  const leaseNs = values['lease-namespace'];
+  return {
+    namespace: typeof ns === 'string' ? nameFlag('--namespace', ns) : undefined,
+    leaseNamespace:
+      typeof leaseNs === 'string' ? nameFlag('--lease-namespace', leaseNs) : defaultLeaseNamespace(),
+    leaseName: nameFlag('--lease-name', String(values['lease-name'])),
+    leaseDurationMs,
+    renewDeadlineMs,
+    retryPeriodMs,
+    statusPort: portFlag('--status-port', String(values['status-port']), true),
+    ingress: ingressConfigFromFlags(values as Parameters<typeof ingressConfigFromFlags>[0]),
+  };
 }
 
 /** `skein operator`. Exit codes as main.ts: 0 after a clean stop, 1 when it cannot start, 2 for bad usage. */
@@ -55,7 +100,7 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
       'retry-period': { type: 'string', default: '2' },
       'status-address': { type: 'string', default: '127.0.0.1' },
       'status-port': { type: 'string', default: '9903' },
-      'ingress-status-address': { type: 'string' },
+      ...INGRESS_FLAGS,
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -64,25 +109,10 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const statusPort = parsePortFlag('operator', '--status-port', values['status-port']);
-  const leaseDurationMs = parseSecondsFlag('operator', '--lease-duration', values['lease-duration']);
-  const renewDeadlineMs = parseSecondsFlag('operator', '--renew-deadline', values['renew-deadline']);
-  const retryPeriodMs = parseSecondsFlag('operator', '--retry-period', values['retry-period']);
-  if (
-    statusPort === undefined ||
-    leaseDurationMs === undefined ||
-    renewDeadlineMs === undefined ||
-    retryPeriodMs === undefined
-  )
-    return 2;
-  if (!(retryPeriodMs < renewDeadlineMs && renewDeadlineMs < leaseDurationMs)) {
-    process.stderr.write(
-      `skein operator: need --retry-period < --renew-deadline < --lease-duration, got ${retryPeriodMs / 1000} s, ${renewDeadlineMs / 1000} s, ${leaseDurationMs / 1000} s\n`,
-    );
-    return 2;
-  }
+  let flags: OperatorFlags;
   let client: KubeClient;
   try {
+    flags = checkFlags(values);
     client = new KubeClient(loadKubeConfig(values.kubeconfig));
   } catch (e) {
     process.stderr.write(`skein operator: ${(e as { code?: string }).code ?? 'error'}: ${errorMessage(e)}\n`);
@@ -90,23 +120,30 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
   }
   const logger = createLogger();
   const identity = values.identity ?? `${os.hostname()}_${randomBytes(4).toString('hex')}`;
-  const statusAddress = values['ingress-status-address'];
-  const operator = await startOperator({
-    api: client,
-    ...(values.namespace === undefined ? {} : { namespace: values.namespace }),
-    logger,
-    lease: {
-      namespace: values['lease-namespace'] ?? defaultLeaseNamespace(),
-      name: values['lease-name'],
-      identity,
-      leaseDurationMs,
-      renewDeadlineMs,
-      retryPeriodMs,
-    },
-    statusAddress: values['status-address'],
-    statusPort,
-    ...(statusAddress === undefined ? {} : { ingress: { statusAddress } }),
-  });
+  let operator: Awaited<ReturnType<typeof startOperator>>;
+  try {
+    operator = await startOperator({
+      api: client,
+      ...(flags.namespace === undefined ? {} : { namespace: flags.namespace }),
+      logger,
+      lease: {
+        namespace: flags.leaseNamespace,
+        name: flags.leaseName,
+        identity,
+        leaseDurationMs: flags.leaseDurationMs,
+        renewDeadlineMs: flags.renewDeadlineMs,
+        retryPeriodMs: flags.retryPeriodMs,
+      },
+      statusAddress: values['status-address'],
+      statusPort: flags.statusPort,
+      ingress: flags.ingress,
+    });
+  } catch (e) {
+    // Start-up failures (a socket or port in use, no Envoy) are one line with their code, not a stack.
+    process.stderr.write(`skein operator: ${(e as { code?: string }).code ?? 'error'}: ${errorMessage(e)}\n`);
+    client.close();
+    return 1;
+  }
   logger.info(`skein operator ${identity} is running against ${client.server}`);
   const signal = await untilSignal();
   logger.info(`${signal}: stopping`);
