@@ -445,7 +445,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 			}
 			if (dd.verdict == SKEIN_POLICY_REDIRECT && d.verdict == SKEIN_POLICY_ALLOW) {
 				d = dd;
-			} else if (ports_known && dd.verdict == SKEIN_POLICY_ALLOW) {
+			} else if (ports_known && dd.verdict == SKEIN_POLICY_ALLOW && d.verdict == SKEIN_POLICY_ALLOW) {
 				/* The receiver's program then finds the flow established. */
 				ct_create(&p, remote_ifindex, SKEIN_DIR_INGRESS, ep->identity, &dd);
 			}

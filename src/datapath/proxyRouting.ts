@@ -29,7 +29,13 @@ function rule(o: ProxyRoutingOptions): string[] {
 export async function installProxyRouting(o: ProxyRoutingOptions): Promise<void> {
   const table = String(o.table ?? 2103);
   for (const family of ['-4', '-6']) {
-    await ip([family, 'route', 'replace', 'local', 'default', 'dev', 'lo', 'table', table], o.netns);
+    try {
+      await ip([family, 'route', 'replace', 'local', 'default', 'dev', 'lo', 'table', table], o.netns);
+    } catch (err) {
+      // A node without IPv6 has no IPv6 traffic to redirect.
+      if (family === '-6' && String(err).includes('IPv6 is disabled')) continue;
+      throw err;
+    }
     // `ip rule` has no replace: delete what is there first (an error only means there was none).
     await ip([family, 'rule', 'del', ...rule(o)], o.netns).catch(() => {});
     await ip([family, 'rule', 'add', ...rule(o)], o.netns);
