@@ -21,6 +21,7 @@ export interface Bench {
 const benches: Record<string, () => Promise<Bench>> = {
   'xds-translate-push': async () => (await import('./xds-translate-push.js')).bench,
   'xds-fanout': async () => (await import('./xds-fanout.js')).bench,
+  'kube-route-edit': async () => (await import('./kube-route-edit.js')).bench,
 };
 
 async function main(argv: string[]): Promise<number> {
