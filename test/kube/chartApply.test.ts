@@ -109,7 +109,7 @@ describe('the chart, server-side dry-run applied to the real API server', () => 
     // privileged init container): the API server's pod validation forbids it.
     const objects = parseManifests(await render({ release, namespace }));
     const ds = structuredClone(objects.find((o) => o.kind === 'DaemonSet')) as Obj;
-    const agent = podSpec(ds).containers.find((c) => c.name === 'agent') as {
+    const agent = podSpec(ds).containers.find((c) => c.name === 'agent') as unknown as {
       volumeMounts: { name: string; mountPropagation?: string }[];
     };
     const bpffs = agent.volumeMounts.find((m) => m.name === 'bpffs');

@@ -74,9 +74,10 @@ describeKernel(suite, () => {
 
   afterAll(async () => {
     await exec('ip', ['netns', 'del', netns]).catch(() => undefined);
-    if (bpffs !== undefined) {
-      await exec('umount', [bpffs]).catch(() => exec('umount', ['-l', bpffs]));
-      await rm(bpffs, { recursive: true, force: true });
+    const mount = bpffs;
+    if (mount !== undefined) {
+      await exec('umount', [mount]).catch(() => exec('umount', ['-l', mount]));
+      await rm(mount, { recursive: true, force: true });
     }
     if (cgroup !== undefined) await rmdir(cgroup);
   });

@@ -66,7 +66,7 @@ describe('helm install on a cluster without the Gateway API CRDs', () => {
   });
 
   // [allowed, verb, group, resource (with /subresource), namespace, name]
-  type Check = readonly [boolean, string, string, string, string?, string?];
+  type Check = readonly [boolean, string, string, string, (string | undefined)?, string?];
 
   async function allowed(serviceAccount: string, c: Check): Promise<boolean> {
     const [, verb, group, resourceAndSub, namespace, name] = c;
