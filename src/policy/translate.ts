@@ -123,7 +123,13 @@ export function translatePolicy(objects: ObjectSet, options: PolicyOptions): Pol
 
   // Endpoints: this node's pods with an interface, and the rules of every policy that selects them.
   const ctx: Context = { labelIdentities, cidrs, diagnostics, proxyPort: options.proxyPort ?? DEFAULT_PROXY_PORT };
-  const endpoints = localEndpoints(objects.networkPolicies, pods, identities, options, ctx);
+  // Rules come in policy order (namespace, name), whatever order the source gave.
+  const policies = [...objects.networkPolicies].sort(
+    (a, b) =>
+      cmp(a.metadata?.namespace ?? 'default', b.metadata?.namespace ?? 'default') ||
+      cmp(a.metadata?.name ?? '', b.metadata?.name ?? ''),
+  );
+  const endpoints = localEndpoints(policies, pods, identities, options, ctx);
 
   const ir: PolicyIr = {
     identities: identityList(labelIdentities, cidrs),

@@ -8,7 +8,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Codec, StructLayout } from '../../src/datapath/codec.js';
 import { FlowEnums, FlowEventCodec } from '../../src/datapath/codecs/flow.js';
 import { LbEnums, LbMaps, LbRodata, LbStackStructs } from '../../src/datapath/codecs/lb.js';
-import { bpftool, exec, LB_OBJECT, support } from './helpers.js';
+import { PolicyEnums, PolicyMaps, PolicyRodata } from '../../src/datapath/codecs/policy.js';
+import { bpftool, exec, LB_OBJECT, POLICY_OBJECT, support } from './helpers.js';
 
 interface BtfMember {
   name: string;
@@ -140,15 +141,84 @@ suite(`codecs match the BTF of dist/bpf/lb.bpf.o${reason}`, () => {
     }
   });
 
-  it.each([...FlowEnums, ...LbEnums].map((e) => [e.cName, e] as const))('enum %s has the values of its table', (_n, e) => {
-    const t = btf.named('ENUM', e.cName);
-    const fromC = Object.fromEntries((t.values ?? []).map((v) => [camel(v.name, e.prefix), v.val]));
-    expect(fromC).toEqual(e.values);
-  });
+  it.each([...FlowEnums, ...LbEnums].map((e) => [e.cName, e] as const))(
+    'enum %s has the values of its table',
+    (_n, e) => {
+      const t = btf.named('ENUM', e.cName);
+      const fromC = Object.fromEntries((t.values ?? []).map((v) => [camel(v.name, e.prefix), v.val]));
+      expect(fromC).toEqual(e.values);
+    },
+  );
 
   it('rodata variables have the sizes the loader writes', () => {
     const sec = btf.named('DATASEC', '.rodata');
     const vars = Object.fromEntries((sec.vars ?? []).map((v) => [btf.type(v.type_id).name, v.size]));
     for (const v of Object.values(LbRodata)) expect(vars[v.name], v.name).toBe(v.size);
+  });
+});
+
+// The policy family's object: its maps' structs (skein_policy.h), its enums, its rodata, and the flow
+// event it writes too (the same header, compiled again).
+const policyBuilt = existsSync(POLICY_OBJECT);
+const policySuite = policyBuilt || support.ok ? describe : describe.skip;
+const policyReason =
+  policyBuilt || support.ok
+    ? ''
+    : ` (skipped: ${POLICY_OBJECT} is not built, and the datapath cannot run here)`;
+
+policySuite(`policy codecs match the BTF of dist/bpf/policy.bpf.o${policyReason}`, () => {
+  let btf: Btf;
+
+  beforeAll(async () => {
+    const dump = JSON.parse(
+      await exec(bpftool(), ['btf', 'dump', 'file', POLICY_OBJECT, 'format', 'raw', '-j']),
+    ) as { types: BtfType[] };
+    btf = new Btf(dump.types);
+  });
+
+  const structCodecs: Codec<unknown>[] = [
+    ...Object.values(PolicyMaps).flatMap((m) => [m.key as Codec<unknown>, m.value as Codec<unknown>]),
+    FlowEventCodec as Codec<unknown>,
+  ].filter((c) => c.layout !== undefined);
+
+  it.each(structCodecs.map((c) => [c.name, c] as const))(
+    '%s has the layout of its C struct',
+    (_name, codec) => {
+      const layout = codec.layout as StructLayout;
+      expect(layout).toEqual(btf.layout(layout.cName));
+      expect(codec.size).toBe(layout.size);
+    },
+  );
+
+  it.each(Object.entries(PolicyMaps))('map %s has the key and value types its codecs mirror', (_k, m) => {
+    const def = btf.resolve(btf.named('VAR', m.name).type_id ?? 0);
+    const member = (name: string) => {
+      const ptr = btf.type(def.members?.find((x) => x.name === name)?.type_id ?? 0);
+      return btf.resolve(ptr.type_id ?? 0);
+    };
+    for (const [which, codec] of [
+      ['key', m.key],
+      ['value', m.value],
+    ] as const) {
+      const t = member(which);
+      if (codec.layout === undefined) expect(t.kind).toBe('INT');
+      else expect(`${t.kind} ${t.name}`).toBe(`STRUCT ${codec.layout.cName}`);
+      expect(btf.sizeOf(t.id)).toBe(codec.size);
+    }
+  });
+
+  it.each([...FlowEnums, ...PolicyEnums].map((e) => [e.cName, e] as const))(
+    'enum %s has the values of its table',
+    (_n, e) => {
+      const t = btf.named('ENUM', e.cName);
+      const fromC = Object.fromEntries((t.values ?? []).map((v) => [camel(v.name, e.prefix), v.val]));
+      expect(fromC).toEqual(e.values);
+    },
+  );
+
+  it('rodata variables have the sizes the loader writes', () => {
+    const sec = btf.named('DATASEC', '.rodata');
+    const vars = Object.fromEntries((sec.vars ?? []).map((v) => [btf.type(v.type_id).name, v.size]));
+    for (const v of Object.values(PolicyRodata)) expect(vars[v.name], v.name).toBe(v.size);
   });
 });

@@ -17,6 +17,7 @@ import { cgroup2Mount } from '../../src/datapath/cgroup.js';
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const FIXTURES = path.join(import.meta.dirname, 'fixtures');
 export const LB_OBJECT = path.join(ROOT, 'dist/bpf/lb.bpf.o');
+export const POLICY_OBJECT = path.join(ROOT, 'dist/bpf/policy.bpf.o');
 
 /**
  * The kernel tests run as root on a kernel with BTF (this machine, CI); anywhere else they are skipped
