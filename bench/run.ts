@@ -18,7 +18,9 @@ export interface Bench {
   run(opts: { quick: boolean }): Promise<BenchResult>;
 }
 
-const benches: Record<string, () => Promise<Bench>> = {
+/** Every benchmark by name, loaded on demand (test/bench/smoke.test.ts runs each in quick mode). */
+export const benches: Record<string, () => Promise<Bench>> = {
+  'gateway-translate': async () => (await import('./gateway-translate.js')).bench,
   'xds-translate-push': async () => (await import('./xds-translate-push.js')).bench,
   'xds-fanout': async () => (await import('./xds-fanout.js')).bench,
   'kube-route-edit': async () => (await import('./kube-route-edit.js')).bench,

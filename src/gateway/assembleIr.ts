@@ -35,9 +35,12 @@ import { comparePrecedence, type RankedRoute } from './precedence.js';
  * routes with the longest matching precise hostname first, then the longest matching hostname, then
  * match precedence (see precedence.ts). The backends are those the routes forward to. Lists are sorted.
  *
- * With an `order` memo, each virtual host's route order starts from the last build's: routes gone are
- * taken out and new ones put in place, which gives the very order a full sort would, because the order
- * is total when no two routes share a namespace/name (`unique`; otherwise everything is sorted afresh).
+ * With a `memo`, the work follows the change (see AssemblyMemo): the route states that appeared or went
+ * since the last build are found, and only the domains whose hostnames they have are rebuilt; every
+ * other virtual host, and every socket they do not touch, is the previous build's object. A domain's
+ * route order starts from the last build's, with routes gone taken out and new ones merged in, which
+ * gives the very order a full sort would, because the order is total when no two routes share a
+ * namespace/name (`unique`; otherwise everything is built afresh).
  *
  * The IR listener of a socket has the protocol of its Gateway listeners (processGateways lets only one
  * kind share a socket). HTTPS and TLS Terminate listeners get one certificate set per Gateway listener:
@@ -50,7 +53,7 @@ export function assembleIr(
   gateways: Iterable<GatewayState>,
   routes: readonly RouteState[],
   backends: BackendIndex,
-  memo?: { readonly order: RouteOrderMemo; readonly unique: boolean },
+  memo?: { readonly order: AssemblyMemo; readonly unique: boolean },
   l4: readonly L4Attachment[] = [],
 ): Ir {
   const sockets = new Map<string, { bind: Bind; listeners: ListenerState[] }>();
@@ -64,17 +67,12 @@ export function assembleIr(
       }
     }
   }
-  // The routes on each programmed listener; a route that has no rule left to serve takes no part.
-  const attached = new Map<ListenerState, { route: RouteState; hostnames: readonly string[] }[]>();
-  for (const r of routes) {
-    if (r.translated.rules.length === 0) continue;
-    for (const a of r.attachments) {
-      if (!listenerProgrammed(a.listener)) continue;
-      const list = attached.get(a.listener);
-      if (list === undefined) attached.set(a.listener, [{ route: r, hostnames: a.hostnames }]);
-      else list.push({ route: r, hostnames: a.hostnames });
-    }
-  }
+  const state = memo?.unique === true ? memo.order : new AssemblyMemo();
+  // Which route states appeared and went since the last build; a route without rules takes no part.
+  const current = new Set<RouteState>();
+  for (const r of routes) if (r.translated.rules.length > 0) current.add(r);
+  const added = [...current].filter((r) => !state.routes.has(r));
+  const removed = [...state.routes].filter((r) => !current.has(r));
 
   // The L4 routes of each programmed listener.
   const attachedL4 = new Map<ListenerState, IrL4Route[]>();
@@ -88,58 +86,61 @@ export function assembleIr(
   const listeners: IrListener[] = [];
   const used = new Set<string>();
   const secrets = new Map<string, IrSecret>();
+  const nextSockets = new Map<string, HttpSocket>();
+  const nextL4 = new Map<string, IrListener>();
   for (const { bind, listeners: onSocket } of sockets.values()) {
     const protocol = onSocket[0]?.irProtocol ?? 'HTTP';
     const tls = listenerTls(onSocket, secrets);
     if (protocol === 'TLS' || protocol === 'TCP' || protocol === 'UDP') {
       const l4Routes = mergeL4Routes(onSocket.flatMap((l) => attachedL4.get(l) ?? []));
       for (const r of l4Routes) for (const b of r.backends) used.add(b.backend);
-      listeners.push({
-        name: bind.name,
-        address: bind.address,
-        port: bind.port,
-        protocol,
-        virtualHosts: [],
-        ...(tls === undefined ? {} : { tls }),
-        l4Routes,
-      });
+      // The same routes (by identity, see l4Attachments) and TLS as last build: the same listener.
+      const last = state.l4Sockets.get(bind.name);
+      const listener: IrListener =
+        last !== undefined &&
+        last.protocol === protocol &&
+        sameItems(last.l4Routes ?? [], l4Routes) &&
+        sameJson(last.tls, tls)
+          ? last
+          : {
+              name: bind.name,
+              address: bind.address,
+              port: bind.port,
+              protocol,
+              virtualHosts: [],
+              ...(tls === undefined ? {} : { tls }),
+              l4Routes,
+            };
+      nextL4.set(bind.name, listener);
+      listeners.push(listener);
       continue;
     }
-    const domains = new Set<string>();
-    for (const l of onSocket) {
-      domains.add(l.hostname ?? '*');
-      for (const a of attached.get(l) ?? []) for (const h of a.hostnames) domains.add(h);
-    }
-    const virtualHosts: IrVirtualHost[] = [];
-    for (const domain of domains) {
-      const owner = ownerOf(domain, onSocket);
-      if (owner === undefined) continue;
-      // The routes of this domain: each route state once (two parentRefs to one listener count once).
-      const states = new Set<RouteState>();
-      for (const a of attached.get(owner) ?? []) {
-        if (a.hostnames.some((p) => covers(p, domain))) states.add(a.route);
-      }
-      const orderKey = `${bind.name}\0${domain}\0${owner.gateway.namespace}/${owner.gateway.name}/${owner.name}`;
-      const last = memo?.unique === true ? memo.order.last(orderKey) : undefined;
-      const entries =
-        last === undefined ? sortedEntries(states, domain) : updatedEntries(last, states, domain);
-      memo?.order.keep(orderKey, { entries, states });
-      const ordered = entries.map((e) => e.ranked.route);
-      for (const route of ordered) {
-        if (route.action.kind === 'forward') for (const b of route.action.backends) used.add(b.backend);
-        for (const m of route.mirrors ?? []) used.add(m.backend);
-      }
-      virtualHosts.push({ name: virtualHostName(bind.name, domain), hostnames: [domain], routes: ordered });
-    }
-    listeners.push({
-      name: bind.name,
-      address: bind.address,
-      port: bind.port,
-      protocol,
-      virtualHosts: virtualHosts.sort(byName),
-      ...(tls === undefined ? {} : { tls }),
-    });
+    const old = state.sockets.get(bind.name);
+    const socket =
+      old !== undefined && sameItems(old.listeners, onSocket)
+        ? old.update(added, removed)
+        : new HttpSocket(bind, onSocket).update([...current], []);
+    nextSockets.set(bind.name, socket);
+    for (const b of socket.backends()) used.add(b);
+    const last = socket.listener;
+    const listener: IrListener =
+      last !== undefined &&
+      last.virtualHosts === socket.virtualHosts &&
+      last.protocol === protocol &&
+      sameJson(last.tls, tls)
+        ? last
+        : {
+            name: bind.name,
+            address: bind.address,
+            port: bind.port,
+            protocol,
+            virtualHosts: socket.virtualHosts,
+            ...(tls === undefined ? {} : { tls }),
+          };
+    socket.listener = listener;
+    listeners.push(listener);
   }
+  state.commit(current, nextSockets, nextL4);
 
   const irBackends: IrBackend[] = [];
   for (const name of used) {
@@ -151,6 +152,199 @@ export function assembleIr(
     backends: irBackends.sort(byName),
     secrets: [...secrets.values()].sort(byName),
   };
+}
+
+/** One domain of an HTTP socket: its routes in order, the states they come from, its virtual host. */
+interface Host {
+  readonly entries: readonly Entry[];
+  readonly states: ReadonlySet<RouteState>;
+  readonly vhost: IrVirtualHost;
+  /** The backends its routes send to (and mirror to). */
+  readonly backends: readonly string[];
+}
+
+/**
+ * The virtual hosts of one HTTP socket, kept across builds and updated by the route states that came
+ * and went: per listener on the socket, which routes have which hostnames there (precise ones indexed
+ * by name, patterns in a list), how many attachments name each domain, and each domain's Host. Only
+ * domains a changed route names (or, for a pattern, covers) are rebuilt.
+ */
+class HttpSocket {
+  readonly #bind: Bind;
+  readonly listeners: readonly ListenerState[];
+  /** Per listener: each route's hostnames there (two parentRefs to one listener count once). */
+  readonly #attached = new Map<ListenerState, Map<RouteState, readonly string[]>>();
+  /** Per listener: precise hostname → the routes that have it. */
+  readonly #precise = new Map<ListenerState, Map<string, Set<RouteState>>>();
+  /** Per listener: the routes with a pattern hostname (`*`, `*.example.com`) → those patterns. */
+  readonly #patterns = new Map<ListenerState, Map<RouteState, readonly string[]>>();
+  /** Each domain, and how many listeners and route attachments name it. */
+  readonly #domains = new Map<string, number>();
+  readonly #hosts = new Map<string, Host>();
+  /** How many hosts use each backend. */
+  readonly #used = new Map<string, number>();
+  virtualHosts: readonly IrVirtualHost[] = [];
+  /** The IR listener last made of this socket. */
+  listener: IrListener | undefined;
+
+  constructor(bind: Bind, listeners: readonly ListenerState[]) {
+    this.#bind = bind;
+    this.listeners = listeners;
+    for (const l of listeners) {
+      this.#attached.set(l, new Map());
+      this.#precise.set(l, new Map());
+      this.#patterns.set(l, new Map());
+      this.#count(l.hostname ?? '*', 1);
+    }
+  }
+
+  backends(): IterableIterator<string> {
+    return this.#used.keys();
+  }
+
+  /** Applies the route states that appeared and went, and rebuilds the domains they touch. */
+  update(added: readonly RouteState[], removed: readonly RouteState[]): this {
+    const touched = new Set<string>();
+    const first = this.listener === undefined;
+    // A new socket: every listener's own domain gets a host, routes or not.
+    if (first) for (const d of this.#domains.keys()) touched.add(d);
+    for (const r of removed) this.#remove(r, touched);
+    for (const r of added) this.#add(r, touched);
+    if (touched.size === 0) return this;
+    let domainsChanged = first;
+    for (const domain of touched) {
+      const before = this.#hosts.get(domain);
+      if (before !== undefined) {
+        this.#use(before.backends, -1);
+        this.#hosts.delete(domain);
+      }
+      const host = this.#domains.has(domain) ? this.#host(domain, before) : undefined;
+      if (host !== undefined) {
+        this.#hosts.set(domain, host);
+        this.#use(host.backends, 1);
+      }
+      if ((before === undefined) !== (host === undefined)) domainsChanged = true;
+    }
+    if (domainsChanged) {
+      this.virtualHosts = [...this.#hosts.values()].map((h) => h.vhost).sort(byName);
+    } else {
+      const next = this.virtualHosts.map((vh) => this.#hosts.get(vh.hostnames[0] ?? '')?.vhost ?? vh);
+      if (!sameItems(next, this.virtualHosts)) this.virtualHosts = next;
+    }
+    return this;
+  }
+
+  #add(r: RouteState, touched: Set<string>): void {
+    for (const a of r.attachments) {
+      const mine = this.#attached.get(a.listener);
+      if (mine === undefined) continue; // not on this socket, or not programmed
+      const before = mine.get(r) ?? [];
+      const hostnames = [...new Set([...before, ...a.hostnames])];
+      if (hostnames.length === before.length) continue;
+      mine.set(r, hostnames);
+      const fresh = hostnames.filter((h) => !before.includes(h));
+      for (const h of fresh) this.#count(h, 1);
+      this.#index(a.listener, r, hostnames);
+      this.#touch(fresh, touched);
+    }
+  }
+
+  #remove(r: RouteState, touched: Set<string>): void {
+    for (const [listener, mine] of this.#attached) {
+      const hostnames = mine.get(r);
+      if (hostnames === undefined) continue;
+      this.#touch(hostnames, touched);
+      mine.delete(r);
+      for (const h of hostnames) this.#count(h, -1);
+      this.#index(listener, r, undefined);
+    }
+  }
+
+  /** Puts `r` in (or, with no hostnames, takes it out of) a listener's hostname index. */
+  #index(listener: ListenerState, r: RouteState, hostnames: readonly string[] | undefined): void {
+    const precise = this.#precise.get(listener);
+    const patterns = this.#patterns.get(listener);
+    if (precise === undefined || patterns === undefined) return;
+    for (const set of precise.values()) set.delete(r);
+    patterns.delete(r);
+    if (hostnames === undefined) return;
+    const wild = hostnames.filter((h) => h === '*' || isWildcard(h));
+    if (wild.length > 0) patterns.set(r, wild);
+    for (const h of hostnames) {
+      if (h === '*' || isWildcard(h)) continue;
+      const set = precise.get(h);
+      if (set === undefined) precise.set(h, new Set([r]));
+      else set.add(r);
+    }
+  }
+
+  /** The domains that change with routes of these hostnames: each one, and for a pattern every domain it covers. */
+  #touch(hostnames: readonly string[], touched: Set<string>): void {
+    for (const h of hostnames) {
+      touched.add(h);
+      if (h === '*' || isWildcard(h)) for (const d of this.#domains.keys()) if (covers(h, d)) touched.add(d);
+    }
+  }
+
+  #count(domain: string, delta: number): void {
+    const n = (this.#domains.get(domain) ?? 0) + delta;
+    if (n > 0) this.#domains.set(domain, n);
+    else this.#domains.delete(domain);
+  }
+
+  #use(names: readonly string[], delta: number): void {
+    for (const name of names) {
+      const n = (this.#used.get(name) ?? 0) + delta;
+      if (n > 0) this.#used.set(name, n);
+      else this.#used.delete(name);
+    }
+  }
+
+  /** A domain's routes (from its owning listener), ordered, starting from its last order when it had one. */
+  #host(domain: string, before: Host | undefined): Host | undefined {
+    const owner = ownerOf(domain, this.listeners);
+    if (owner === undefined) return undefined;
+    const states = new Set<RouteState>(this.#precise.get(owner)?.get(domain));
+    for (const [r, patterns] of this.#patterns.get(owner) ?? []) {
+      if (patterns.some((p) => covers(p, domain))) states.add(r);
+    }
+    const entries =
+      before === undefined ? sortedEntries(states, domain) : updatedEntries(before, states, domain);
+    const ordered = entries.map((e) => e.ranked.route);
+    const vhost =
+      before !== undefined && sameItems(before.vhost.routes, ordered)
+        ? before.vhost
+        : { name: virtualHostName(this.#bind.name, domain), hostnames: [domain], routes: ordered };
+    const used = new Set<string>();
+    for (const route of ordered) {
+      if (route.action.kind === 'forward') for (const b of route.action.backends) used.add(b.backend);
+      for (const m of route.mirrors ?? []) used.add(m.backend);
+    }
+    return { entries, states, vhost, backends: [...used] };
+  }
+}
+
+/**
+ * What assembleIr keeps from one build for the next: the route states it assembled, and each HTTP
+ * socket's virtual hosts (HttpSocket). A socket whose programmed listeners are not the very same objects
+ * as last time is built afresh; so is everything when route names are not unique (no memo is used then).
+ */
+export class AssemblyMemo {
+  routes: ReadonlySet<RouteState> = new Set();
+  sockets: ReadonlyMap<string, HttpSocket> = new Map();
+  /** The IR listener of each TLS, TCP and UDP socket. */
+  l4Sockets: ReadonlyMap<string, IrListener> = new Map();
+
+  /** Ends a build: what it assembled is what the next one starts from. */
+  commit(
+    routes: ReadonlySet<RouteState>,
+    sockets: ReadonlyMap<string, HttpSocket>,
+    l4Sockets: ReadonlyMap<string, IrListener>,
+  ): void {
+    this.routes = routes;
+    this.sockets = sockets;
+    this.l4Sockets = l4Sockets;
+  }
 }
 
 /**
@@ -184,6 +378,7 @@ function listenerTls(
  * so its identity survives for the Envoy translator's memo.
  */
 function mergeL4Routes(routes: readonly IrL4Route[]): IrL4Route[] {
+  if (routes.length <= 1) return [...routes];
   const named = new Map<string, IrL4Route>();
   for (const r of routes) {
     const seen = named.get(r.name);
@@ -238,7 +433,11 @@ function sortedEntries(states: Iterable<RouteState>, domain: string): Entry[] {
  * The last build's order with the states no longer on the domain taken out and the new ones merged in.
  * The order being total, this is what sorting everything would give.
  */
-function updatedEntries(last: VirtualHostOrder, states: ReadonlySet<RouteState>, domain: string): Entry[] {
+function updatedEntries(
+  last: { readonly entries: readonly Entry[]; readonly states: ReadonlySet<RouteState> },
+  states: ReadonlySet<RouteState>,
+  domain: string,
+): Entry[] {
   const kept = last.entries.filter((e) => states.has(e.state));
   const added = sortedEntries(
     [...states].filter((s) => !last.states.has(s)),
@@ -262,34 +461,6 @@ function updatedEntries(last: VirtualHostOrder, states: ReadonlySet<RouteState>,
   for (; i < kept.length; i++) out.push(kept[i] as Entry);
   for (; j < added.length; j++) out.push(added[j] as Entry);
   return out;
-}
-
-interface VirtualHostOrder {
-  readonly entries: readonly Entry[];
-  readonly states: ReadonlySet<RouteState>;
-}
-
-/**
- * The route order of each virtual host (by socket, domain and owning listener) in the last build, for
- * the next one to start from. Virtual hosts not assembled in a build are forgotten at its end.
- */
-export class RouteOrderMemo {
-  #last = new Map<string, VirtualHostOrder>();
-  #next = new Map<string, VirtualHostOrder>();
-
-  last(key: string): VirtualHostOrder | undefined {
-    return this.#last.get(key);
-  }
-
-  keep(key: string, order: VirtualHostOrder): void {
-    this.#next.set(key, order);
-  }
-
-  /** Ends a build. */
-  commit(): void {
-    this.#last = this.#next;
-    this.#next = new Map();
-  }
 }
 
 /** The listener a request for `domain` is matched to: the most specific one whose hostname covers it. */
@@ -350,6 +521,7 @@ export function shareStructure(previous: Ir | undefined, next: Ir): Ir {
 }
 
 function shareListener(old: IrListener, next: IrListener): IrListener {
+  if (old === next) return old;
   const oldHosts = new Map(old.virtualHosts.map((vh) => [vh.name, vh]));
   const virtualHosts = next.virtualHosts.map((vh) => {
     const o = oldHosts.get(vh.name);
@@ -371,6 +543,13 @@ function shareListener(old: IrListener, next: IrListener): IrListener {
     (old.l4Routes === undefined) === (l4Routes === undefined) &&
     sameItems(old.l4Routes ?? [], l4Routes ?? []);
   if (same) return old;
+  // Nothing of the old one taken over: the new listener as it is (assembleIr keeps it for next time).
+  if (
+    sameItems(virtualHosts, next.virtualHosts) &&
+    tls === next.tls &&
+    sameItems(l4Routes ?? [], next.l4Routes ?? [])
+  )
+    return next;
   return {
     ...next,
     virtualHosts,

@@ -11,12 +11,17 @@ const MAX_PASSES = 3;
  * is a bug in the translator; it is reported (SKEIN_GATEWAY_INTERNAL) and the smallest enclosing part is
  * dropped (a route, an L4 route, an endpoint, a virtual host, a listener) so that everything else keeps serving.
  */
-export function dropInvalid(ir: Ir): { ir: Ir; diagnostics: Diagnostic[] } {
+export function dropInvalid(ir: Ir, memo?: ValidationMemo): { ir: Ir; diagnostics: Diagnostic[] } {
   const diagnostics: Diagnostic[] = [];
   let current = ir;
   for (let pass = 0; pass < MAX_PASSES; pass++) {
-    const errors = validate(current);
-    if (errors.length === 0) break;
+    // The first pass checks only what the memo has not seen pass before; after a drop, everything.
+    const part = pass === 0 ? memo?.part(current) : undefined;
+    const errors = part === undefined ? validate(current) : validate(part.ir).map(part.remap);
+    if (errors.length === 0) {
+      memo?.passed(current, part?.ir ?? current);
+      break;
+    }
     for (const e of errors) {
       const route = describe(current, e);
       diagnostics.push({
@@ -32,6 +37,64 @@ export function dropInvalid(ir: Ir): { ir: Ir; diagnostics: Diagnostic[] } {
     current = next;
   }
   return { ir: current, diagnostics };
+}
+
+/**
+ * The IR objects (listeners, virtual hosts) that passed validate() in an earlier build, so that a
+ * build validates only the objects it made anew: the translator shares unchanged objects between
+ * builds, and what validate() checks of a listener or virtual host depends on the object and on the
+ * names of the backends and secrets alone (and, across listeners, on the listener names: sockets are
+ * unique by name). So while those names are the same as when an object passed, it passes again.
+ */
+export class ValidationMemo {
+  readonly #passed = new WeakSet<object>();
+  /** The listener, backend and secret names of the IR that last passed. */
+  #names = '';
+
+  /**
+   * The part of `ir` to validate: every backend and secret (cheap, and they give the names), each
+   * listener not seen pass, with only its virtual hosts not seen pass; and how to map an error's path
+   * in the part back to `ir`. Undefined when everything must be validated (the names changed).
+   */
+  part(ir: Ir): { ir: Ir; remap: (e: IrError) => IrError } | undefined {
+    if (namesOf(ir) !== this.#names) return undefined;
+    const listenerAt: number[] = [];
+    const vhostAt: number[][] = [];
+    const listeners: IrListener[] = [];
+    ir.listeners.forEach((l, i) => {
+      if (this.#passed.has(l)) return;
+      const at: number[] = [];
+      const virtualHosts = l.virtualHosts.filter((vh, j) => {
+        if (this.#passed.has(vh)) return false;
+        at.push(j);
+        return true;
+      });
+      listenerAt.push(i);
+      vhostAt.push(at);
+      listeners.push(virtualHosts.length === l.virtualHosts.length ? l : { ...l, virtualHosts });
+    });
+    const remap = (e: IrError): IrError => {
+      const path = e.path.replace(/^listeners\[(\d+)\](?:\.virtualHosts\[(\d+)\])?/, (_whole, i, j) => {
+        const li = Number(i);
+        const real = `listeners[${listenerAt[li] ?? li}]`;
+        return j === undefined ? real : `${real}.virtualHosts[${vhostAt[li]?.[Number(j)] ?? j}]`;
+      });
+      return { ...e, path };
+    };
+    return { ir: { ...ir, listeners }, remap };
+  }
+
+  /** `ir` passed (having validated `checked`, all of it or the part): its objects pass from now on. */
+  passed(ir: Ir, checked: Ir): void {
+    this.#names = namesOf(ir);
+    for (const l of checked.listeners) for (const vh of l.virtualHosts) this.#passed.add(vh);
+    for (const l of ir.listeners) this.#passed.add(l);
+  }
+}
+
+function namesOf(ir: Ir): string {
+  const names = (items: readonly { name: string }[]) => items.map((x) => x.name).join('\n');
+  return `${names(ir.listeners)}\0${names(ir.backends)}\0${names(ir.secrets)}`;
 }
 
 const ROUTE = /^listeners\[(\d+)\]\.virtualHosts\[(\d+)\]\.routes\[(\d+)\]/;

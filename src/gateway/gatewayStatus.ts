@@ -22,27 +22,49 @@ import {
  * many routes attached to them. Gateways come out sorted by namespace/name.
  */
 export function gatewayStatuses(gateways: Iterable<GatewayState>, transitionTime: string): ObjectStatus[] {
-  const out: ObjectStatus[] = [];
+  return gatewayStatusEntries(gateways, transitionTime).map((e) => e.status);
+}
+
+/**
+ * gatewayStatuses with the Gateway of each status; `reuse(g)` may hand back a status to use as it is
+ * (the one returned for the same Gateway state and attachedRoutes counts last build).
+ */
+export function gatewayStatusEntries(
+  gateways: Iterable<GatewayState>,
+  transitionTime: string,
+  reuse?: (g: GatewayState) => ObjectStatus | undefined,
+): { readonly gateway: GatewayState; readonly status: ObjectStatus }[] {
+  const out: { gateway: GatewayState; status: ObjectStatus }[] = [];
   for (const g of gateways) {
+    const again = reuse?.(g);
+    if (again !== undefined) {
+      out.push({ gateway: g, status: again });
+      continue;
+    }
     const ctx = { generation: g.generation, transitionTime };
     const listeners = g.listeners.map((l) => listenerStatus(l, ctx));
     const programmed = gatewayProgrammed(g);
     out.push({
-      apiVersion: 'gateway.networking.k8s.io/v1',
-      kind: 'Gateway',
-      namespace: g.namespace,
-      name: g.name,
+      gateway: g,
       status: {
-        ...(programmed && g.addresses.ok && g.addresses.reported.length > 0
-          ? { addresses: g.addresses.reported.map((value) => ({ type: 'IPAddress', value })) }
-          : {}),
-        conditions: sortConditions([acceptedCondition(g, ctx), programmedCondition(g, ctx)]),
-        listeners,
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        namespace: g.namespace,
+        name: g.name,
+        status: {
+          ...(programmed && g.addresses.ok && g.addresses.reported.length > 0
+            ? { addresses: g.addresses.reported.map((value) => ({ type: 'IPAddress', value })) }
+            : {}),
+          conditions: sortConditions([acceptedCondition(g, ctx), programmedCondition(g, ctx)]),
+          listeners,
+        },
       },
     });
   }
   return out.sort((a, b) =>
-    a.namespace === b.namespace ? cmp(a.name, b.name) : cmp(a.namespace, b.namespace),
+    a.gateway.namespace === b.gateway.namespace
+      ? cmp(a.gateway.name, b.gateway.name)
+      : cmp(a.gateway.namespace, b.gateway.namespace),
   );
 }
 

@@ -132,7 +132,7 @@ export interface RouteFinal<
   /** Its status, undefined when no parentRef is ours. Every condition has the time of the build that made it. */
   readonly status: ObjectStatus | undefined;
   /** The status the translator last returned for the route (transition times carried), and when. */
-  returned: { readonly status: ObjectStatus; readonly build: number } | undefined;
+  returned: { readonly status: ObjectStatus; build: number } | undefined;
 }
 
 /**

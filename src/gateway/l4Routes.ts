@@ -184,13 +184,22 @@ export function listenerL4Routes(
   return { routes: out.sort((a, b) => compareText(a.name, b.name)), unserved };
 }
 
+/** The IrL4Routes of each listener in the last build, and the routes attached they were made of. */
+export type L4Memo = WeakMap<
+  ListenerState,
+  { readonly attached: readonly L4Attached[]; readonly result: ListenerL4Routes }
+>;
+
 /**
  * What the L4 route processors hand to assembleIr (see listeners.ts): for each Gateway listener with L4
  * routes attached, its IrL4Routes (listenerL4Routes). Listeners that are not programmed are included;
  * assembleIr leaves them out. And, per route, the listeners where it carries nothing (for its status):
  * only programmed listeners, since on the others the status already says nothing is served.
  */
-export function l4Attachments(states: readonly L4RouteState[]): {
+export function l4Attachments(
+  states: readonly L4RouteState[],
+  memo?: L4Memo,
+): {
   readonly attachments: L4Attachment[];
   readonly unserved: Map<L4RouteState, Map<ListenerState, string>>;
 } {
@@ -205,7 +214,15 @@ export function l4Attachments(states: readonly L4RouteState[]): {
   const attachments: L4Attachment[] = [];
   const unserved = new Map<L4RouteState, Map<ListenerState, string>>();
   for (const [listener, attached] of byListener) {
-    const result = listenerL4Routes(listener, listener.irProtocol ?? listener.protocol, attached);
+    // The same route states on the listener as last build: the same IrL4Routes (identity kept downstream).
+    const old = memo?.get(listener);
+    const result =
+      old !== undefined &&
+      old.attached.length === attached.length &&
+      old.attached.every((x, i) => x.state === attached[i]?.state && x.attachment === attached[i]?.attachment)
+        ? old.result
+        : listenerL4Routes(listener, listener.irProtocol ?? listener.protocol, attached);
+    memo?.set(listener, { attached, result });
     for (const route of result.routes) attachments.push({ listener, route });
     if (!listenerProgrammed(listener)) continue;
     for (const [state, why] of result.unserved) {

@@ -17,34 +17,54 @@ import { createdMs } from './precedence.js';
  * intersected with the listener's own, `*` for any), so two hostnames intersect when one covers the
  * other.
  *
- * Cost: nothing when either kind is absent; otherwise linear in the attachments of listeners that have
- * both kinds, times the labels of a hostname (wildcard hostnames scan the kept ones of the other kind).
+ * Cost: nothing when either kind is absent. Otherwise a first pass looks each HTTPRoute hostname up in
+ * an index of the GRPCRoute hostnames on its listener (with a ConflictMemo, only HTTPRoutes not already
+ * found clear against the same index); the age-ordered pass runs only on listeners where two meet.
  *
  * Returns, for each route that lost a listener, why, by listener (RouteLosses.rejected).
  */
 export function kindConflicts(
   http: readonly RouteState[],
   grpc: readonly RouteState[],
+  memo: ConflictMemo = new ConflictMemo(),
 ): Map<RouteState, Map<ListenerState, string>> {
   const out = new Map<RouteState, Map<ListenerState, string>>();
   if (http.length === 0 || grpc.length === 0) return out;
-  const byListener = new Map<ListenerState, Claim[]>();
-  const add = (state: RouteState, onlyShared: boolean) => {
+  const grpcByListener = new Map<ListenerState, Claim[]>();
+  for (const state of grpc) {
     for (const a of state.attachments) {
-      let list = byListener.get(a.listener);
-      if (list === undefined) {
-        if (onlyShared) continue;
-        list = [];
-        byListener.set(a.listener, list);
-      }
-      list.push({ state, hostnames: a.hostnames });
+      const list = grpcByListener.get(a.listener);
+      if (list === undefined) grpcByListener.set(a.listener, [{ state, hostnames: a.hostnames }]);
+      else list.push({ state, hostnames: a.hostnames });
     }
-  };
-  for (const s of grpc) add(s, false);
-  for (const s of http) add(s, true);
+  }
+  // Which listeners have an HTTPRoute whose hostnames meet a GRPCRoute's there at all (ages aside):
+  // only those need the age-ordered pass. An HTTPRoute found clear against the same GRPCRoute
+  // hostnames as last build is not looked at again.
+  const indexes = memo.indexes(grpcByListener);
+  const shared = new Set<ListenerState>();
+  for (const state of http) {
+    if (memo.clear(state, indexes)) continue;
+    let clear = true;
+    for (const a of state.attachments) {
+      const index = indexes.get(a.listener);
+      if (index === undefined) continue;
+      if (a.hostnames.some((h) => index.overlap(h) !== undefined)) {
+        shared.add(a.listener);
+        clear = false;
+      }
+    }
+    if (clear) memo.markClear(state, indexes);
+  }
+  if (shared.size === 0) return out;
+
+  const byListener = new Map<ListenerState, Claim[]>();
+  for (const listener of shared) byListener.set(listener, [...(grpcByListener.get(listener) ?? [])]);
+  for (const state of http) {
+    for (const a of state.attachments) byListener.get(a.listener)?.push({ state, hostnames: a.hostnames });
+  }
 
   for (const [listener, claims] of byListener) {
-    if (!claims.some((c) => c.state.route.kind === 'HTTPRoute')) continue;
     claims.sort(compareClaims);
     const kept = { HTTPRoute: new HostIndex(), GRPCRoute: new HostIndex() };
     for (const claim of claims) {
@@ -77,6 +97,56 @@ export function kindConflicts(
     }
   }
   return out;
+}
+
+/**
+ * What kindConflicts keeps across builds so that a build costs what changed: per listener, the index of
+ * its GRPCRoutes' hostnames (reused while the same GRPCRoute states are on it), and the HTTPRoute
+ * states found to share no hostname with them (while the indexes they were checked against stand).
+ */
+export class ConflictMemo {
+  #grpc = new Map<ListenerState, { readonly claims: readonly Claim[]; readonly index: HostIndex }>();
+  #clear = new WeakMap<RouteState, ReadonlyMap<ListenerState, HostIndex>>();
+
+  /** The GRPCRoute hostname index of each listener that has GRPCRoutes. */
+  indexes(grpcByListener: ReadonlyMap<ListenerState, readonly Claim[]>): Map<ListenerState, HostIndex> {
+    const next = new Map<ListenerState, { readonly claims: readonly Claim[]; readonly index: HostIndex }>();
+    const out = new Map<ListenerState, HostIndex>();
+    for (const [listener, claims] of grpcByListener) {
+      const old = this.#grpc.get(listener);
+      const same =
+        old !== undefined &&
+        old.claims.length === claims.length &&
+        old.claims.every((c, i) => c.state === claims[i]?.state && c.hostnames === claims[i]?.hostnames);
+      let index: HostIndex;
+      if (same) index = old.index;
+      else {
+        index = new HostIndex();
+        for (const c of claims) for (const h of c.hostnames) index.add(h, c.state);
+      }
+      next.set(listener, { claims, index });
+      out.set(listener, index);
+    }
+    this.#grpc = next;
+    return out;
+  }
+
+  /** Whether `state` was found clear against these very indexes (for each listener it is on). */
+  clear(state: RouteState, indexes: ReadonlyMap<ListenerState, HostIndex>): boolean {
+    const seen = this.#clear.get(state);
+    if (seen === undefined) return false;
+    for (const a of state.attachments) if (indexes.get(a.listener) !== seen.get(a.listener)) return false;
+    return true;
+  }
+
+  markClear(state: RouteState, indexes: ReadonlyMap<ListenerState, HostIndex>): void {
+    const seen = new Map<ListenerState, HostIndex>();
+    for (const a of state.attachments) {
+      const index = indexes.get(a.listener);
+      if (index !== undefined) seen.set(a.listener, index);
+    }
+    this.#clear.set(state, seen);
+  }
 }
 
 interface Claim {

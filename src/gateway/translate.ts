@@ -16,13 +16,13 @@ import type {
   TLSRoute,
   UDPRoute,
 } from '../sources/objects.js';
-import { assembleIr, RouteOrderMemo, shareStructure } from './assembleIr.js';
+import { AssemblyMemo, assembleIr, shareStructure } from './assembleIr.js';
 import { BackendCache, BackendIndex } from './backends.js';
 import { BackendTlsIndex } from './backendTlsPolicies.js';
 import { carryStatus, carryTransitionTimes, statusKey } from './conditions.js';
-import { dropInvalid } from './dropInvalid.js';
+import { dropInvalid, ValidationMemo } from './dropInvalid.js';
 import { type CrdBundleVersion, processGatewayClasses } from './gatewayClasses.js';
-import { gatewayStatuses } from './gatewayStatus.js';
+import { gatewayStatusEntries } from './gatewayStatus.js';
 import { GRPC_ROUTE_KIND } from './grpcRoutes.js';
 import {
   finishRoutes,
@@ -40,6 +40,7 @@ import {
 } from './httpRoutes.js';
 import { Interner } from './intern.js';
 import {
+  type L4Memo,
   type L4RouteState,
   type L4Translation,
   l4Attachments,
@@ -47,8 +48,8 @@ import {
   TLS_ROUTE_KIND,
   UDP_ROUTE_KIND,
 } from './l4Routes.js';
-import { type GatewaysResult, processGateways, type ReservedSocket } from './listeners.js';
-import { kindConflicts } from './routeConflicts.js';
+import { type GatewayState, type GatewaysResult, processGateways, type ReservedSocket } from './listeners.js';
+import { ConflictMemo, kindConflicts } from './routeConflicts.js';
 import type { TranslatedRoute } from './routeRules.js';
 
 /** The controllerName Skein answers to unless told otherwise. */
@@ -107,7 +108,12 @@ export function createGatewayTranslator(): GatewayTranslator {
     udp: new WeakMap() as RouteMemo<UDPRoute, L4Translation>,
   };
   const backendCache = new BackendCache();
-  const routeOrder = new RouteOrderMemo();
+  const assembly = new AssemblyMemo();
+  const conflicts = new ConflictMemo();
+  const l4Memo: L4Memo = new WeakMap();
+  const validation = new ValidationMemo();
+  /** The status returned for each Gateway state, with the attachedRoutes counts it was made for. */
+  const gatewayMemo = new WeakMap<GatewayState, { counts: string; build: number; status: ObjectStatus }>();
   let previous: Ir | undefined;
   let build = 0;
   /** The statuses the last call returned (when it succeeded), for carrying transition times cheaply. */
@@ -249,9 +255,9 @@ export function createGatewayTranslator(): GatewayTranslator {
         ...tcpRoutes.routes,
         ...udpRoutes.routes,
       ] as readonly L4RouteState[];
-      const l4 = l4Attachments(l4States);
+      const l4 = l4Attachments(l4States, l4Memo);
       const losses = new Map<RouteState, RouteLosses>();
-      for (const [state, rejected] of kindConflicts(httpRoutes.routes, grpcRoutes.routes))
+      for (const [state, rejected] of kindConflicts(httpRoutes.routes, grpcRoutes.routes, conflicts))
         losses.set(state, { rejected });
       for (const [state, unserved] of l4.unserved) losses.set(state as unknown as RouteState, { unserved });
 
@@ -272,8 +278,16 @@ export function createGatewayTranslator(): GatewayTranslator {
         duplicates: kinds.some((k) => k.duplicates),
       };
 
-      // 6. Gateway status, now that attachedRoutes is known.
-      const gatewayStatus = gatewayStatuses(gateways.gateways.values(), transitionTime);
+      // 6. Gateway status, now that attachedRoutes is known. A Gateway whose state and counts are those
+      // of the last build gets the status returned then (transition times carried), as routes do.
+      const carrying = last !== undefined && options.previous === last.statuses;
+      const gatewayEntries = gatewayStatusEntries(gateways.gateways.values(), transitionTime, (g) => {
+        const m = gatewayMemo.get(g);
+        return carrying && m !== undefined && m.build === last?.build && m.counts === attachedCounts(g)
+          ? m.status
+          : undefined;
+      });
+      const gatewayStatus = gatewayEntries.map((e) => e.status);
 
       // 6b. BackendTLSPolicy status, per Gateway through which routes reach a Service it targets.
       const policyStatus =
@@ -290,14 +304,13 @@ export function createGatewayTranslator(): GatewayTranslator {
         gateways.gateways.values(),
         routes.routes,
         backends,
-        { order: routeOrder, unique: !routes.duplicates },
+        { order: assembly, unique: !routes.duplicates },
         l4.attachments,
       );
       backendCache.commit();
-      routeOrder.commit();
 
       // 8. validate(): whatever it finds is a translator bug; drop the part, keep the rest serving.
-      const checked = dropInvalid(assembled);
+      const checked = dropInvalid(assembled, validation);
 
       // 9. Reuse the previous IR's objects where nothing changed, for the Envoy translator's memo.
       const ir = shareStructure(previous, checked.ir);
@@ -325,7 +338,9 @@ export function createGatewayTranslator(): GatewayTranslator {
             const stamped = stampRouteStatus(entry.status as ObjectStatus, transitionTime);
             status = carryStatus(before?.build === last.build ? before.status : undefined, stamped);
           }
-          entry.returned = { status, build };
+          // The same record, updated in place: a build where nothing changed allocates nothing per route.
+          if (entry.returned !== undefined && entry.returned.status === status) entry.returned.build = build;
+          else entry.returned = { status, build };
           statuses.push(status);
         }
       } else {
@@ -338,6 +353,11 @@ export function createGatewayTranslator(): GatewayTranslator {
           entry.returned = { status: statuses[others.length + i] as ObjectStatus, build };
         });
       }
+      gatewayEntries.forEach((e, i) => {
+        const status = statuses[classes.statuses.length + i];
+        if (status !== undefined)
+          gatewayMemo.set(e.gateway, { counts: attachedCounts(e.gateway), build, status });
+      });
       // Ids of routes gone since stay until the map has grown to twice the live ones.
       if (routesById.size > 2 * routes.statuses.length + 16) routesById = new Map();
       for (const entry of routes.statuses) routesById.set(entry.id, entry);
@@ -380,6 +400,11 @@ function serviceGateways(states: readonly (RouteState | L4RouteState)[]): (servi
     }
   }
   return (service) => [...(byService.get(service) ?? [])];
+}
+
+/** The attachedRoutes of a Gateway's listeners, as a key. */
+function attachedCounts(g: GatewayState): string {
+  return g.listeners.map((l) => l.attachedRoutes).join(',');
 }
 
 function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {

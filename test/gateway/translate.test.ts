@@ -362,3 +362,94 @@ describe('GatewayClass supportedFeatures', () => {
     expect(new Set(SUPPORTED_FEATURES).size).toBe(SUPPORTED_FEATURES.length);
   });
 });
+
+describe('incremental assembly', () => {
+  // Listeners with and without hostnames on one socket (isolation), a second socket, and routes with
+  // precise, wildcard and no hostnames, HTTPRoutes and GRPCRoutes, some on two listeners: every kind of
+  // change the per-domain update has to get right. Each step's warm result must equal a cold build's.
+  const gateway = `
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: { name: skein }
+spec: { controllerName: skein.io/gateway-controller }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: default }
+spec:
+  gatewayClassName: skein
+  listeners:
+    - { name: any, port: 8080, protocol: HTTP }
+    - { name: wild, port: 8080, protocol: HTTP, hostname: "*.example.com" }
+    - { name: exact, port: 8080, protocol: HTTP, hostname: a.example.com }
+    - { name: other, port: 9090, protocol: HTTP }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: blue, namespace: default }
+spec: { ports: [{ name: http, port: 80 }] }
+`;
+  const HOSTS = [
+    '',
+    'a.example.com',
+    'b.example.com',
+    '*.example.com',
+    'x.other.test',
+    '*.other.test',
+    'c.b.example.com',
+  ];
+  const SECTIONS = ['', 'any', 'wild', 'exact', 'other'];
+
+  /** A small deterministic generator (mulberry32), so a failure is reproducible. */
+  function rng(seed: number): () => number {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  function routeYaml(kind: 'HTTPRoute' | 'GRPCRoute', name: string, r: () => number): string {
+    const pick = <T>(list: readonly T[]): T => list[Math.floor(r() * list.length)] as T;
+    const hosts = [...new Set([pick(HOSTS), pick(HOSTS)])].filter((h) => h !== '');
+    const sections = [...new Set([pick(SECTIONS), pick(SECTIONS)])];
+    const parents = sections.map((s) => (s === '' ? '{ name: gw }' : `{ name: gw, sectionName: ${s} }`));
+    const match =
+      kind === 'HTTPRoute'
+        ? `{ path: { type: PathPrefix, value: /p${Math.floor(r() * 4)} } }`
+        : `{ method: { service: svc${Math.floor(r() * 4)}.Api } }`;
+    return `apiVersion: gateway.networking.k8s.io/v1
+kind: ${kind}
+metadata: { name: ${name}, namespace: default, creationTimestamp: "2024-01-0${1 + Math.floor(r() * 9)}T00:00:00Z" }
+spec:
+  parentRefs: [${parents.join(', ')}]
+${hosts.length === 0 ? '' : `  hostnames: [${hosts.map((h) => `"${h}"`).join(', ')}]\n`}  rules: [{ matches: [${match}], backendRefs: [{ name: blue, port: 80 }] }]
+`;
+  }
+
+  it.each([1, 2, 3])('gives what a cold build gives, edit after edit (seed %i)', (seed) => {
+    const r = rng(seed);
+    const dir = files({ 'gw.yaml': gateway });
+    const translator = createGatewayTranslator();
+    let previous: readonly ObjectStatus[] | undefined;
+    const live = new Set<string>();
+    for (let step = 0; step < 60; step++) {
+      const name = `r${Math.floor(r() * 12)}`;
+      if (live.has(name) && r() < 0.35) {
+        dir.cache.update(`${name}.yaml`, '');
+        live.delete(name);
+      } else {
+        dir.cache.update(`${name}.yaml`, routeYaml(r() < 0.7 ? 'HTTPRoute' : 'GRPCRoute', name, r));
+        live.add(name);
+      }
+      const objects = dir.objects();
+      const warm = translator.translate(objects, { transitionTime: T1, ...(previous ? { previous } : {}) });
+      const cold = translateGateway(objects, { transitionTime: T1 });
+      expect(JSON.stringify(warm.ir), `step ${step}`).toBe(JSON.stringify(cold.ir));
+      expect(JSON.stringify(warm.statuses), `step ${step}`).toBe(JSON.stringify(cold.statuses));
+      previous = warm.statuses;
+    }
+  });
+});
