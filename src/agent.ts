@@ -124,6 +124,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       metrics,
       nodeName: opts.nodeName,
       ...(opts.namespace === undefined ? {} : { namespace: opts.namespace }),
+      ...(opts.ingress?.controllerName === undefined
+        ? {}
+        : { controllers: { ingress: opts.ingress.controllerName } }),
       ...(opts.holdOffMs === undefined ? {} : { holdOffMs: opts.holdOffMs }),
       ...(opts.maxDelayMs === undefined ? {} : { maxDelayMs: opts.maxDelayMs }),
       ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }),

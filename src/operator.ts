@@ -89,6 +89,9 @@ export async function startOperator(opts: OperatorOptions): Promise<Operator> {
     logger,
     metrics,
     ...(opts.namespace === undefined ? {} : { namespace: opts.namespace }),
+    ...(opts.ingress?.controllerName === undefined
+      ? {}
+      : { controllers: { ingress: opts.ingress.controllerName } }),
     ...(opts.watchBackoff === undefined ? {} : { backoff: opts.watchBackoff }),
     onChange: (objects) => {
       // A build whose translation throws keeps the last statuses (ControlPlane replaces them only when

@@ -31,6 +31,8 @@ export interface KubeSourceOptions {
    * Skein on a shared cluster, and for tests that share one API server.
    */
   readonly namespace?: string;
+  /** The controller names the translators answer to, to know which objects' Secrets to read. */
+  readonly controllers?: { readonly gateway?: string; readonly ingress?: string };
   /** A new ObjectSet, after coalescing; the first one once every informer has synced. */
   readonly onChange: (objects: ObjectSet) => void;
   /** Only the status (or resourceVersion) of an object changed. */
@@ -168,7 +170,7 @@ export class KubeSource {
   #flush(): void {
     if (this.#stopped) return;
     const objects = this.store.snapshot();
-    const refs = referencedObjects(objects);
+    const refs = referencedObjects(objects, this.#o.controllers);
     this.#secrets.setWanted(refs.secrets);
     this.#configMaps.setWanted(refs.configMaps);
     if (this.#secrets.pending || this.#configMaps.pending) {
