@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CoordinationV1Api, type KubeConfig, type KubernetesObject, Watch } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findEnvoy } from '../../src/envoy/findEnvoy.js';
 import { freePort } from '../harness/kube.js';
 import { kubeConfigFor, uniqueName, useKube } from '../harness/kubeContext.js';
 import { waitFor } from '../helpers/net.js';
@@ -255,6 +256,85 @@ describe('skein operator and skein agent as processes', () => {
       );
       expect(await kill(agent, 'SIGTERM')).toBe(0);
       await expect(get(address, port, 'agent.example')).rejects.toThrow(/ECONNREFUSED/);
+    } finally {
+      await backends.stop();
+      await rm(runDir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('with --no-envoy it writes a bootstrap, and an Envoy started from it elsewhere gets its config', async () => {
+    const backends = await startNetnsBackends(['green']);
+    const runDir = await mkdtemp(path.join(os.tmpdir(), 'skein-agent-noenvoy-'));
+    try {
+      const address = loopback();
+      const port = randomInt(20_000, 59_000);
+      await objects.applyAll(
+        service(ns, 'green', { address: backends.address, port: backends.ports['green'] ?? 0 }),
+      );
+      await objects.apply(gateway(ns, 'split-gw', { className, address, port }));
+      await objects.apply(
+        httpRoute(ns, 'split-route', {
+          gateway: 'split-gw',
+          hostname: 'split.example',
+          rules: [{ backend: 'green' }],
+        }),
+      );
+      const bootstrap = path.join(runDir, 'shared', 'envoy.json');
+      const adminPort = await freePort();
+      const statusPort = await freePort();
+      const agent = skein([
+        'agent',
+        '--kubeconfig',
+        kube().kubeconfigPath,
+        '--node-name',
+        uniqueName('node'),
+        '--namespace',
+        ns,
+        '--no-envoy',
+        '--bootstrap-out',
+        bootstrap,
+        '--xds-socket',
+        path.join(runDir, 'shared', 'xds.sock'),
+        '--admin-port',
+        String(adminPort),
+        '--status-port',
+        String(statusPort),
+      ]);
+      await waitFor(
+        'the agent to be ready',
+        async () => {
+          const r = await fetch(`http://127.0.0.1:${statusPort}/readyz`).catch(() => undefined);
+          return r?.status === 200 ? true : undefined;
+        },
+        30_000,
+      );
+      // The chart's other container: Envoy, from nothing but the bootstrap the agent wrote.
+      const envoy = spawn(
+        (await findEnvoy()).path,
+        ['-c', bootstrap, '--base-id', String(randomInt(1000, 60_000)), '-l', 'warning'],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+      const envoyExited = new Promise<void>((resolve) => envoy.once('exit', () => resolve()));
+      try {
+        await waitFor(
+          'split.example through the separate Envoy',
+          async () => {
+            const r = await get(address, port, 'split.example').catch(() => undefined);
+            return r?.backend === 'green' ? r : undefined;
+          },
+          30_000,
+        );
+        const ready = await fetch(`http://127.0.0.1:${adminPort}/ready`);
+        expect(await ready.text()).toBe('LIVE\n');
+      } finally {
+        envoy.kill('SIGTERM');
+        const t = setTimeout(() => envoy.kill('SIGKILL'), 5000);
+        await envoyExited;
+        clearTimeout(t);
+      }
+      expect(await kill(agent, 'SIGTERM')).toBe(0);
     } finally {
       await backends.stop();
       await rm(runDir, { recursive: true, force: true });
