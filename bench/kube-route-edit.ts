@@ -37,7 +37,10 @@ function route(version: number): HTTPRoute {
       rules: [
         {
           filters: [
-            { type: 'RequestRedirect', requestRedirect: { hostname: `v${version}.example`, statusCode: 302 } },
+            {
+              type: 'RequestRedirect',
+              requestRedirect: { hostname: `v${version}.example`, statusCode: 302 },
+            },
           ],
         },
       ],
@@ -50,7 +53,14 @@ const agentPool = new http.Agent({ keepAlive: true, maxSockets: 1 });
 function location(): Promise<string | undefined> {
   return new Promise((resolve) => {
     const req = http.request(
-      { host: ADDRESS, port: PORT, path: '/', headers: { host: 'edit.example' }, agent: agentPool, timeout: 2000 },
+      {
+        host: ADDRESS,
+        port: PORT,
+        path: '/',
+        headers: { host: 'edit.example' },
+        agent: agentPool,
+        timeout: 2000,
+      },
       (res) => {
         res.resume();
         res.on('end', () => resolve(res.headers.location));
@@ -93,7 +103,12 @@ export const bench: Bench = {
       await put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }, '/api/v1/namespaces');
       const gw = '/apis/gateway.networking.k8s.io/v1';
       await put(
-        { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'skein' }, spec: { controllerName: 'skein.io/gateway-controller' } },
+        {
+          apiVersion: 'gateway.networking.k8s.io/v1',
+          kind: 'GatewayClass',
+          metadata: { name: 'skein' },
+          spec: { controllerName: 'skein.io/gateway-controller' },
+        },
         `${gw}/gatewayclasses`,
       );
       await put(
