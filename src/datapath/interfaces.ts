@@ -38,7 +38,11 @@ export async function podInterfaces(netns?: string): Promise<Map<string, string>
     }[];
     for (const r of routes) {
       if (r.dst === undefined || r.dev === undefined || r.dev === 'lo' || r.gateway !== undefined) continue;
-      const host = r.dst.includes('/') ? (/\/(32|128)$/.test(r.dst) ? r.dst.split('/')[0] : undefined) : r.dst;
+      const host = r.dst.includes('/')
+        ? /\/(32|128)$/.test(r.dst)
+          ? r.dst.split('/')[0]
+          : undefined
+        : r.dst;
       if (host !== undefined && host !== 'default') out.set(host, r.dev);
     }
   }

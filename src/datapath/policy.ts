@@ -16,7 +16,15 @@ import path from 'node:path';
 import type { PolicyIr } from '../model/policy.js';
 import { validatePolicy } from '../model/validatePolicy.js';
 import { bpfObjectPath } from './addon.js';
-import { type BpfLink, BpfObject, type BpfProgram, ensurePinDir, openPinnedLink, type RingBuffer, unpin } from './bpfObject.js';
+import {
+  type BpfLink,
+  BpfObject,
+  type BpfProgram,
+  ensurePinDir,
+  openPinnedLink,
+  type RingBuffer,
+  unpin,
+} from './bpfObject.js';
 import type { Codec } from './codec.js';
 import { type FlowEvent, FlowEventCodec, FlowRingBuffer, Reason } from './codecs/flow.js';
 import {
@@ -39,7 +47,12 @@ import { type PolicyPlan, planPolicy } from './policyPlan.js';
 import type { TypedMap } from './typedMap.js';
 
 export type FlowEventLevel = 'none' | 'drops' | 'flows' | 'packets';
-const FLOW_EVENT_LEVEL: Readonly<Record<FlowEventLevel, number>> = { none: 0, drops: 1, flows: 2, packets: 3 };
+const FLOW_EVENT_LEVEL: Readonly<Record<FlowEventLevel, number>> = {
+  none: 0,
+  drops: 1,
+  flows: 2,
+  packets: 3,
+};
 
 export interface PolicyDatapathOptions {
   /** Where the maps and links are pinned and found again. Default /sys/fs/bpf/skein. */
@@ -163,7 +176,8 @@ export class PolicyDatapath {
       };
       const marks = { ...DEFAULT_MARKS, ...options.marks };
       obj.setRodata(PolicyRodata.flowEvents.name, Buffer.of(FLOW_EVENT_LEVEL[options.flowEvents ?? 'flows']));
-      if (options.ctTimeouts?.tcp !== undefined) obj.setRodata(PolicyRodata.ctTcpTimeoutS.name, u32(options.ctTimeouts.tcp));
+      if (options.ctTimeouts?.tcp !== undefined)
+        obj.setRodata(PolicyRodata.ctTcpTimeoutS.name, u32(options.ctTimeouts.tcp));
       if (options.ctTimeouts?.other !== undefined)
         obj.setRodata(PolicyRodata.ctOtherTimeoutS.name, u32(options.ctTimeouts.other));
       if (options.ctTimeouts?.closing !== undefined)
@@ -366,7 +380,8 @@ function tryOpenLink(pin: string): BpfLink | undefined {
   try {
     return openPinnedLink(pin);
   } catch (err) {
-    if (err instanceof DatapathError && err.code === DatapathErrorCode.PinFailed && err.errno === 2) return undefined;
+    if (err instanceof DatapathError && err.code === DatapathErrorCode.PinFailed && err.errno === 2)
+      return undefined;
     throw err;
   }
 }

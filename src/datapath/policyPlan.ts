@@ -22,7 +22,7 @@ import {
   POLICY_PREFIX_FIXED,
   type PolicyEntry,
   type PolicyKey,
-  PolicyVerdict,
+  type PolicyVerdict,
 } from './codecs/policy.js';
 
 /** IPPROTO_* of the protocols the IR names. */
@@ -42,7 +42,8 @@ export interface PolicyPlan {
 /** `10.0.0.0/8` → the LPM key (IPv4 is mapped: 96 + 8 bits). */
 export function lpmKey(prefix: string): IpCacheKey {
   const p = parsePrefix(prefix);
-  if (p === undefined) throw new RangeError(`Cannot use ${JSON.stringify(prefix)} as a prefix: it is not a CIDR`);
+  if (p === undefined)
+    throw new RangeError(`Cannot use ${JSON.stringify(prefix)} as a prefix: it is not a CIDR`);
   return { prefixLength: p.family === 4 ? 96 + p.bits : p.bits, address: p.address };
 }
 
@@ -152,7 +153,8 @@ export function planPolicy(ir: PolicyIr, ifindexes: ReadonlyMap<string, number>)
       if (p !== undefined) localIfindex.set(p.canonical, ifindex);
     }
     const flags =
-      (ep.ingress.enforced ? EndpointFlag.ingressEnforced : 0) | (ep.egress.enforced ? EndpointFlag.egressEnforced : 0);
+      (ep.ingress.enforced ? EndpointFlag.ingressEnforced : 0) |
+      (ep.egress.enforced ? EndpointFlag.egressEnforced : 0);
     endpoints.push([ifindex, { identity: ep.identity, flags }]);
     for (const [direction, d] of [
       ['ingress', ep.ingress],
@@ -165,7 +167,10 @@ export function planPolicy(ir: PolicyIr, ifindexes: ReadonlyMap<string, number>)
 
   const ipcache = ir.ipcache.map(
     (e) =>
-      [lpmKey(e.prefix), { identity: e.identity, ifindex: localIfindex.get(parsePrefix(e.prefix)?.canonical ?? '') ?? 0 }] as const,
+      [
+        lpmKey(e.prefix),
+        { identity: e.identity, ifindex: localIfindex.get(parsePrefix(e.prefix)?.canonical ?? '') ?? 0 },
+      ] as const,
   );
 
   const cidrs: (readonly [IpCacheKey, number])[] = [];
@@ -178,19 +183,29 @@ export function planPolicy(ir: PolicyIr, ifindexes: ReadonlyMap<string, number>)
     cidrs.push([key, identity.id]);
     cidrKeys.add(`${key.prefixLength} ${key.address}`);
     const p = parsePrefix(identity.cidr);
-    if (p?.family === 6 && mapped !== undefined && p.bits <= 96 && parsePrefix(`${mapped.address}/${p.bits}`)?.address === p.address) {
+    if (
+      p?.family === 6 &&
+      mapped !== undefined &&
+      p.bits <= 96 &&
+      parsePrefix(`${mapped.address}/${p.bits}`)?.address === p.address
+    ) {
       v6CoversMapped = true;
     }
   }
   // An IPv6 prefix short enough to cover ::ffff:0:0/96 would give IPv4 addresses its identity: the
   // mapped range gets "no CIDR identity" unless an IPv4 0.0.0.0/0 (the same key) already speaks for it.
-  if (v6CoversMapped && !cidrKeys.has('96 0.0.0.0')) cidrs.push([{ prefixLength: 96, address: '0.0.0.0' }, 0]);
+  if (v6CoversMapped && !cidrKeys.has('96 0.0.0.0'))
+    cidrs.push([{ prefixLength: 96, address: '0.0.0.0' }, 0]);
 
   endpoints.sort((a, b) => a[0] - b[0]);
   return { endpoints, ipcache, cidrs, policy, interfaces, missing };
 }
 
-function directionEntries(ifindex: number, direction: Direction, rules: readonly PolicyRule[]): [PolicyKey, PolicyEntry][] {
+function directionEntries(
+  ifindex: number,
+  direction: Direction,
+  rules: readonly PolicyRule[],
+): [PolicyKey, PolicyEntry][] {
   const groups = new Map<number, Candidate[]>();
   for (const r of rules) {
     const identities = r.peers === 'any' ? [0] : r.peers;

@@ -22,7 +22,14 @@ export interface ProxyRoutingOptions {
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
 function rule(o: ProxyRoutingOptions): string[] {
-  return ['fwmark', `${hex(o.mark)}/${hex(o.mask)}`, 'lookup', String(o.table ?? 2103), 'priority', String(o.priority ?? 9)];
+  return [
+    'fwmark',
+    `${hex(o.mark)}/${hex(o.mask)}`,
+    'lookup',
+    String(o.table ?? 2103),
+    'priority',
+    String(o.priority ?? 9),
+  ];
 }
 
 /** Installs the rule and routes (IPv4 and IPv6); running it again changes nothing. */

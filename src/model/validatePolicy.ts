@@ -58,7 +58,8 @@ export function validatePolicy(ir: PolicyIr): PolicyError[] {
   const labelSets = new Map<string, number>();
   ir.identities.forEach((identity, i) => {
     const p = `identities[${i}]`;
-    if (ids.has(identity.id)) err(PolicyErrorCode.DuplicateIdentity, `${p}.id`, `${identity.id} appears twice`);
+    if (ids.has(identity.id))
+      err(PolicyErrorCode.DuplicateIdentity, `${p}.id`, `${identity.id} appears twice`);
     ids.add(identity.id);
     const range = identityRange(identity);
     if (!Number.isInteger(identity.id) || identity.id < range[0] || identity.id >= range[1]) {
@@ -81,7 +82,11 @@ export function validatePolicy(ir: PolicyIr): PolicyError[] {
     }
     const other = labelSets.get(key);
     if (other !== undefined) {
-      err(PolicyErrorCode.DuplicateIdentity, p, `identities ${other} and ${identity.id} stand for the same peer`);
+      err(
+        PolicyErrorCode.DuplicateIdentity,
+        p,
+        `identities ${other} and ${identity.id} stand for the same peer`,
+      );
     }
     labelSets.set(key, identity.id);
   });
@@ -94,16 +99,22 @@ export function validatePolicy(ir: PolicyIr): PolicyError[] {
     if (prefix?.canonical !== e.prefix) {
       err(PolicyErrorCode.InvalidPrefix, `${p}.prefix`, `"${e.prefix}" is not a canonical CIDR`);
     }
-    if (prefixes.has(e.prefix)) err(PolicyErrorCode.DuplicatePrefix, `${p}.prefix`, `${e.prefix} appears twice`);
+    if (prefixes.has(e.prefix))
+      err(PolicyErrorCode.DuplicatePrefix, `${p}.prefix`, `${e.prefix} appears twice`);
     prefixes.add(e.prefix);
     if (!ids.has(e.identity)) {
       err(PolicyErrorCode.UnknownIdentity, `${p}.identity`, `identity ${e.identity} is not in identities`);
     }
     const cidr = ir.identities.find((x) => x.id === e.identity);
     if (cidr?.kind === 'cidr') {
-      err(PolicyErrorCode.InvalidIdentity, `${p}.identity`, 'CIDR identities come from their prefix, not the ipcache');
+      err(
+        PolicyErrorCode.InvalidIdentity,
+        `${p}.identity`,
+        'CIDR identities come from their prefix, not the ipcache',
+      );
     }
-    if (prefix !== undefined && prefix.bits === prefix.maxBits) addressIdentity.set(prefix.address, e.identity);
+    if (prefix !== undefined && prefix.bits === prefix.maxBits)
+      addressIdentity.set(prefix.address, e.identity);
   });
 
   const names = new Set<string>();
@@ -113,15 +124,24 @@ export function validatePolicy(ir: PolicyIr): PolicyError[] {
     if (names.has(ep.name)) err(PolicyErrorCode.DuplicateEndpoint, `${p}.name`, `"${ep.name}" appears twice`);
     names.add(ep.name);
     if (!IFNAME.test(ep.interface) || ep.interface === '.' || ep.interface === '..') {
-      err(PolicyErrorCode.InvalidInterface, `${p}.interface`, `"${ep.interface}" is not a Linux interface name`);
+      err(
+        PolicyErrorCode.InvalidInterface,
+        `${p}.interface`,
+        `"${ep.interface}" is not a Linux interface name`,
+      );
     } else if (interfaces.has(ep.interface)) {
-      err(PolicyErrorCode.DuplicateEndpoint, `${p}.interface`, `interface ${ep.interface} has another endpoint`);
+      err(
+        PolicyErrorCode.DuplicateEndpoint,
+        `${p}.interface`,
+        `interface ${ep.interface} has another endpoint`,
+      );
     }
     interfaces.add(ep.interface);
     if (!ids.has(ep.identity)) {
       err(PolicyErrorCode.UnknownIdentity, `${p}.identity`, `identity ${ep.identity} is not in identities`);
     }
-    if (ep.addresses.length === 0) err(PolicyErrorCode.InvalidAddress, `${p}.addresses`, 'an endpoint needs an address');
+    if (ep.addresses.length === 0)
+      err(PolicyErrorCode.InvalidAddress, `${p}.addresses`, 'an endpoint needs an address');
     ep.addresses.forEach((a, j) => {
       if (isIP(a) === 0) {
         err(PolicyErrorCode.InvalidAddress, `${p}.addresses[${j}]`, `"${a}" is not an IP address`);
@@ -157,7 +177,11 @@ function identityRange(identity: PolicyIr['identities'][number]): [number, numbe
 
 function validateDirection(d: PolicyDirection, p: string, ids: Set<number>, err: Report): void {
   if (!d.enforced && d.rules.length > 0) {
-    err(PolicyErrorCode.RulesNotEnforced, `${p}.rules`, 'a direction no policy selects allows everything: it has no rules');
+    err(
+      PolicyErrorCode.RulesNotEnforced,
+      `${p}.rules`,
+      'a direction no policy selects allows everything: it has no rules',
+    );
   }
   d.rules.forEach((r, i) => {
     validateRule(r, `${p}.rules[${i}]`, ids, err);
@@ -185,10 +209,15 @@ function validateRule(r: PolicyRule, p: string, ids: Set<number>, err: Report): 
     const peers = r.peers;
     const sorted = peers.every((id, i) => i === 0 || (peers[i - 1] ?? 0) < id);
     if (peers.length === 0 || !sorted) {
-      err(PolicyErrorCode.InvalidPeers, `${p}.peers`, "must be 'any' or a non-empty, sorted list without repeats");
+      err(
+        PolicyErrorCode.InvalidPeers,
+        `${p}.peers`,
+        "must be 'any' or a non-empty, sorted list without repeats",
+      );
     }
     peers.forEach((id, j) => {
-      if (!ids.has(id)) err(PolicyErrorCode.UnknownIdentity, `${p}.peers[${j}]`, `identity ${id} is not in identities`);
+      if (!ids.has(id))
+        err(PolicyErrorCode.UnknownIdentity, `${p}.peers[${j}]`, `identity ${id} is not in identities`);
     });
   }
   r.ports.forEach((port, j) => {
@@ -199,7 +228,11 @@ function validateRule(r: PolicyRule, p: string, ids: Set<number>, err: Report): 
       err(PolicyErrorCode.InvalidRedirect, `${p}.proxyPort`, 'a redirect needs a proxy port in 1..65535');
     }
     if (r.ports.length === 0 || r.ports.some((x) => x.protocol !== 'TCP')) {
-      err(PolicyErrorCode.InvalidRedirect, `${p}.ports`, 'only TCP ports can be redirected to the proxy: list them');
+      err(
+        PolicyErrorCode.InvalidRedirect,
+        `${p}.ports`,
+        'only TCP ports can be redirected to the proxy: list them',
+      );
     }
   } else if (r.proxyPort !== undefined) {
     err(PolicyErrorCode.InvalidRedirect, `${p}.proxyPort`, `a ${r.verdict} rule has no proxy port`);
@@ -213,7 +246,11 @@ function validatePort(port: PolicyPort, p: string, err: Report): void {
   if (port.endPort !== undefined) {
     if (port.port === undefined) err(PolicyErrorCode.InvalidPort, `${p}.endPort`, 'endPort needs port');
     else if (!validPort(port.endPort) || port.endPort < port.port) {
-      err(PolicyErrorCode.InvalidPort, `${p}.endPort`, `${port.endPort} is not a port in ${port.port}..65535`);
+      err(
+        PolicyErrorCode.InvalidPort,
+        `${p}.endPort`,
+        `${port.endPort} is not a port in ${port.port}..65535`,
+      );
     }
   }
 }

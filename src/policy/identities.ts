@@ -63,7 +63,9 @@ export function cidrIdentityKey(cidr: string): string {
 
 /** Which range a key's identity comes from. */
 function rangeOf(key: string): readonly [number, number] {
-  return key.startsWith('["cidr"') ? [FIRST_CIDR_IDENTITY, IDENTITY_LIMIT] : [FIRST_LABEL_IDENTITY, FIRST_CIDR_IDENTITY];
+  return key.startsWith('["cidr"')
+    ? [FIRST_CIDR_IDENTITY, IDENTITY_LIMIT]
+    : [FIRST_LABEL_IDENTITY, FIRST_CIDR_IDENTITY];
 }
 
 /** The number a key prefers: a hash of it, into its range. */

@@ -116,13 +116,21 @@ export function translatePolicy(objects: ObjectSet, options: PolicyOptions): Pol
     options.previousIdentities,
   );
   const labelIdentities = groupByIdentity(pods, identities);
-  const cidrs = cidrPrefixes.map((prefix) => ({ prefix, id: identities.get(cidrIdentityKey(prefix.canonical)) ?? 0 }));
+  const cidrs = cidrPrefixes.map((prefix) => ({
+    prefix,
+    id: identities.get(cidrIdentityKey(prefix.canonical)) ?? 0,
+  }));
 
   // The ipcache: pod addresses (first holder wins), then this node's addresses (the host).
   const ipcache = ipcacheEntries(pods, identities, options.nodeAddresses ?? [], diagnostics);
 
   // Endpoints: this node's pods with an interface, and the rules of every policy that selects them.
-  const ctx: Context = { labelIdentities, cidrs, diagnostics, proxyPort: options.proxyPort ?? DEFAULT_PROXY_PORT };
+  const ctx: Context = {
+    labelIdentities,
+    cidrs,
+    diagnostics,
+    proxyPort: options.proxyPort ?? DEFAULT_PROXY_PORT,
+  };
   // Rules come in policy order (namespace, name), whatever order the source gave.
   const policies = [...objects.networkPolicies].sort(
     (a, b) =>
@@ -139,7 +147,12 @@ export function translatePolicy(objects: ObjectSet, options: PolicyOptions): Pol
   // A translator bug, not user input: report it; the datapath refuses an IR that does not validate, so
   // the last good one keeps being enforced.
   for (const e of validatePolicy(ir)) {
-    diagnostics.push({ code: NetpolCode.Internal, severity: 'error', field: e.path, message: `${e.code}: ${e.message}` });
+    diagnostics.push({
+      code: NetpolCode.Internal,
+      severity: 'error',
+      field: e.path,
+      message: `${e.code}: ${e.message}`,
+    });
   }
   // A problem of a policy is met once per endpoint it selects: report it once.
   const unique = [...new Map(diagnostics.map((d) => [JSON.stringify(d), d])).values()];
@@ -152,7 +165,8 @@ function namespaceLabelsOf(objects: ObjectSet): Map<string, Record<string, strin
   const out = new Map<string, Record<string, string>>();
   for (const ns of objects.namespaces) {
     const name = ns.metadata?.name;
-    if (name !== undefined) out.set(name, sortedLabels({ ...ns.metadata?.labels, 'kubernetes.io/metadata.name': name }));
+    if (name !== undefined)
+      out.set(name, sortedLabels({ ...ns.metadata?.labels, 'kubernetes.io/metadata.name': name }));
   }
   return out;
 }
@@ -190,7 +204,11 @@ function podInfos(
       name: pod.metadata?.name ?? '',
       labels,
       addresses,
-      identityKey: labelIdentityKey(namespace, securityLabels(labels), labelsOfNamespace(namespaceLabels, namespace)),
+      identityKey: labelIdentityKey(
+        namespace,
+        securityLabels(labels),
+        labelsOfNamespace(namespaceLabels, namespace),
+      ),
     });
   }
   const rank = (p: PodInfo): number => (p.pod.status?.phase === 'Running' ? 0 : 1);
@@ -410,7 +428,8 @@ function translateRule(
       ? 'any'
       : peerIdentities(np, peerList, namespace, where.field, ctx);
   if (peers !== 'any' && peers.length === 0) return []; // its peers match nothing (yet)
-  if (portList === undefined || portList.length === 0) return [{ peers, ports: [], verdict: 'allow', origin }];
+  if (portList === undefined || portList.length === 0)
+    return [{ peers, ports: [], verdict: 'allow', origin }];
 
   const numeric: PolicyPort[] = [];
   const named: { name: string; protocol: PolicyProtocol }[] = [];
@@ -418,7 +437,8 @@ function translateRule(
     const protocol: PolicyProtocol = p.protocol ?? 'TCP';
     if (typeof p.port === 'string') named.push({ name: p.port, protocol });
     else if (p.port === undefined) numeric.push({ protocol });
-    else if (p.endPort !== undefined && p.endPort > p.port) numeric.push({ protocol, port: p.port, endPort: p.endPort });
+    else if (p.endPort !== undefined && p.endPort > p.port)
+      numeric.push({ protocol, port: p.port, endPort: p.endPort });
     else numeric.push({ protocol, port: p.port });
   }
   const rules: PolicyRule[] = [];
@@ -451,13 +471,17 @@ function translateRule(
 }
 
 /** Container ports of `pods` by name and protocol. */
-function resolveNamed(named: readonly { name: string; protocol: PolicyProtocol }[], pods: readonly PodInfo[]): PolicyPort[] {
+function resolveNamed(
+  named: readonly { name: string; protocol: PolicyProtocol }[],
+  pods: readonly PodInfo[],
+): PolicyPort[] {
   const out: PolicyPort[] = [];
   for (const n of named) {
     for (const p of pods) {
       for (const c of p.pod.spec?.containers ?? []) {
         for (const cp of c.ports ?? []) {
-          if (cp.name === n.name && (cp.protocol ?? 'TCP') === n.protocol) out.push({ protocol: n.protocol, port: cp.containerPort });
+          if (cp.name === n.name && (cp.protocol ?? 'TCP') === n.protocol)
+            out.push({ protocol: n.protocol, port: cp.containerPort });
         }
       }
     }
@@ -491,7 +515,9 @@ function peerIdentities(
     if (peer.ipBlock !== undefined) {
       const cidr = parsePrefix(peer.ipBlock.cidr);
       if (cidr === undefined) return;
-      const except = (peer.ipBlock.except ?? []).map((e) => parsePrefix(e)).filter((e): e is Prefix => e !== undefined);
+      const except = (peer.ipBlock.except ?? [])
+        .map((e) => parsePrefix(e))
+        .filter((e): e is Prefix => e !== undefined);
       // Every CIDR identity inside the block and not inside an except: the datapath's longest match
       // gives an address the identity of its longest prefix.
       for (const c of ctx.cidrs) {
@@ -514,7 +540,9 @@ function peerIdentities(
     }
     for (const li of ctx.labelIdentities) {
       const inNamespace =
-        namespaces === undefined ? li.namespace === namespace : matchesSelector(namespaces, li.namespaceLabels);
+        namespaces === undefined
+          ? li.namespace === namespace
+          : matchesSelector(namespaces, li.namespaceLabels);
       if (inNamespace && (pods === undefined || matchesSelector(pods, li.podLabels))) ids.add(li.id);
     }
   });
@@ -550,11 +578,15 @@ function withRedirects(rule: PolicyRule, ports: readonly number[], proxyPort: nu
     (port) =>
       rule.ports.length === 0 ||
       rule.ports.some(
-        (p) => p.protocol === 'TCP' && (p.port === undefined || (p.port <= port && port <= (p.endPort ?? p.port))),
+        (p) =>
+          p.protocol === 'TCP' && (p.port === undefined || (p.port <= port && port <= (p.endPort ?? p.port))),
       ),
   );
   if (covered.length === 0) return [rule];
-  const rest = rule.ports.filter((p) => !(p.protocol === 'TCP' && p.endPort === undefined && p.port !== undefined && covered.includes(p.port)));
+  const rest = rule.ports.filter(
+    (p) =>
+      !(p.protocol === 'TCP' && p.endPort === undefined && p.port !== undefined && covered.includes(p.port)),
+  );
   const out: PolicyRule[] = rule.ports.length > 0 && rest.length === 0 ? [] : [{ ...rule, ports: rest }];
   out.push({
     peers: rule.peers,

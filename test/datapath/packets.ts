@@ -19,7 +19,13 @@ export function ethernet(type: number, payload: Buffer): Buffer {
   return Buffer.concat([h, payload]);
 }
 
-export function ipv4(proto: number, src: string, dst: string, l4: Buffer, opts: { fragOffset?: number } = {}) {
+export function ipv4(
+  proto: number,
+  src: string,
+  dst: string,
+  l4: Buffer,
+  opts: { fragOffset?: number } = {},
+) {
   const h = Buffer.alloc(20);
   h[0] = 0x45;
   h.writeUInt16BE(20 + l4.length, 2);

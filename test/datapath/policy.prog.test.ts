@@ -12,7 +12,21 @@ import { planPolicy } from '../../src/datapath/policyPlan.js';
 import type { PolicyEndpoint, PolicyIr, PolicyRule } from '../../src/model/policy.js';
 import { validatePolicy } from '../../src/model/validatePolicy.js';
 import { describeKernel, kernelSuite, type Made, mountBpffs, removeAll } from './helpers.js';
-import { ACK, FIN, ICMPV6, icmp, ipv4, ipv6, ports, SCTP, SYN, skbContext, TCP, tcp, UDP } from './packets.js';
+import {
+  ACK,
+  FIN,
+  ICMPV6,
+  icmp,
+  ipv4,
+  ipv6,
+  ports,
+  SCTP,
+  SYN,
+  skbContext,
+  TCP,
+  tcp,
+  UDP,
+} from './packets.js';
 
 const TC_ACT_UNSPEC = -1;
 const TC_ACT_SHOT = 2;
@@ -54,8 +68,24 @@ function irWith(pod: Partial<PolicyEndpoint>, web: Partial<PolicyEndpoint> = {})
     identities,
     ipcache,
     endpoints: [
-      { name: 'x/pod', addresses: [POD], interface: 'pod0', identity: 299, ingress: open, egress: open, ...pod },
-      { name: 'x/web', addresses: [WEB], interface: 'web0', identity: 300, ingress: open, egress: open, ...web },
+      {
+        name: 'x/pod',
+        addresses: [POD],
+        interface: 'pod0',
+        identity: 299,
+        ingress: open,
+        egress: open,
+        ...pod,
+      },
+      {
+        name: 'x/web',
+        addresses: [WEB],
+        interface: 'web0',
+        identity: 300,
+        ingress: open,
+        egress: open,
+        ...web,
+      },
     ],
   };
 }
@@ -79,9 +109,16 @@ describeKernel(kernelSuite('policy programs (tc, BPF_PROG_TEST_RUN)'), () => {
   /** Replaces the maps' contents with the plan of `ir` (no attach: the test runs arrive on ifindex 1). */
   function load(ir: PolicyIr): void {
     expect(validatePolicy(ir)).toEqual([]);
-    const plan = planPolicy(ir, new Map([['pod0', EP_IFINDEX], ['web0', WEB_IFINDEX]]));
+    const plan = planPolicy(
+      ir,
+      new Map([
+        ['pod0', EP_IFINDEX],
+        ['web0', WEB_IFINDEX],
+      ]),
+    );
     for (const m of [dp.endpoints, dp.ipcache, dp.cidrs, dp.policy, dp.ct] as const) {
-      for (const k of [...(m as { keys(): Iterable<unknown> }).keys()]) (m as { delete(k: unknown): boolean }).delete(k);
+      for (const k of [...(m as { keys(): Iterable<unknown> }).keys()])
+        (m as { delete(k: unknown): boolean }).delete(k);
     }
     dp.ipcache.setMany(plan.ipcache);
     for (const [k, v] of plan.cidrs) dp.cidrs.set(k, v);
@@ -104,7 +141,14 @@ describeKernel(kernelSuite('policy programs (tc, BPF_PROG_TEST_RUN)'), () => {
   }
 
   const ctKey = (dst: string, dport: number) =>
-    ({ source: POD, destination: dst, sourcePort: 40000, destinationPort: dport, ifindex: EP_IFINDEX, protocol: TCP }) as const;
+    ({
+      source: POD,
+      destination: dst,
+      sourcePort: 40000,
+      destinationPort: dport,
+      ifindex: EP_IFINDEX,
+      protocol: TCP,
+    }) as const;
   const out = (dst: string, dport: number, flags = SYN, sport = 40000) =>
     ipv4(TCP, POD, dst, tcp(sport, dport, flags));
   const into = (src: string, dport: number, flags = SYN, sport = 40000) =>
@@ -130,15 +174,17 @@ describeKernel(kernelSuite('policy programs (tc, BPF_PROG_TEST_RUN)'), () => {
       sourceIdentity: 299,
       destinationIdentity: 301,
     });
-    expect(dp.ct.get({
-      source: POD,
-      destination: DB,
-      sourcePort: 40000,
-      destinationPort: 5432,
-      ifindex: EP_IFINDEX,
-      protocol: TCP,
-      direction: 'egress',
-    })).toMatchObject({ verdict: 'allow', remoteIdentity: 301, flags: 0 });
+    expect(
+      dp.ct.get({
+        source: POD,
+        destination: DB,
+        sourcePort: 40000,
+        destinationPort: 5432,
+        ifindex: EP_IFINDEX,
+        protocol: TCP,
+        direction: 'egress',
+      }),
+    ).toMatchObject({ verdict: 'allow', remoteIdentity: 301, flags: 0 });
   });
 
   it('denies by default once a policy selects the pod, and counts the drop by reason', () => {
@@ -162,7 +208,8 @@ describeKernel(kernelSuite('policy programs (tc, BPF_PROG_TEST_RUN)'), () => {
   it('allows a port range (endPort) exactly', () => {
     load(irWith({ egress: rules(allow('any', [{ protocol: 'UDP', port: 1000, endPort: 1999 }])) }));
     const verdict = (port: number) => run('from', ipv4(UDP, POD, OUTSIDE, ports(5555, port))).retval;
-    for (const port of [1000, 1001, 1023, 1024, 1500, 1536, 1983, 1999]) expect(verdict(port), `${port}`).toBe(TC_ACT_UNSPEC);
+    for (const port of [1000, 1001, 1023, 1024, 1500, 1536, 1983, 1999])
+      expect(verdict(port), `${port}`).toBe(TC_ACT_UNSPEC);
     for (const port of [999, 2000, 2047, 80]) expect(verdict(port), `${port}`).toBe(TC_ACT_SHOT);
   });
 
@@ -184,7 +231,15 @@ describeKernel(kernelSuite('policy programs (tc, BPF_PROG_TEST_RUN)'), () => {
     });
     // A FIN makes the entry short-lived (closing).
     run('from', out(DB, 5432, FIN | ACK));
-    const key = { source: POD, destination: DB, sourcePort: 40000, destinationPort: 5432, ifindex: EP_IFINDEX, protocol: TCP, direction: 'egress' } as const;
+    const key = {
+      source: POD,
+      destination: DB,
+      sourcePort: 40000,
+      destinationPort: 5432,
+      ifindex: EP_IFINDEX,
+      protocol: TCP,
+      direction: 'egress',
+    } as const;
     expect(dp.ct.get(key)?.flags).toBe(1 | 2);
   });
 
@@ -192,8 +247,22 @@ describeKernel(kernelSuite('policy programs (tc, BPF_PROG_TEST_RUN)'), () => {
     load(irWith({ egress: rules(allow([301], [{ protocol: 'TCP', port: 5432 }])) }));
     expect(run('from', out(DB, 5432, SYN)).retval).toBe(TC_ACT_UNSPEC);
     load(irWith({ egress: rules() })); // the rule is gone (and the maps' CT with it: put it back)
-    const key = { source: POD, destination: DB, sourcePort: 40000, destinationPort: 5432, ifindex: EP_IFINDEX, protocol: TCP, direction: 'egress' } as const;
-    dp.ct.set(key, { lastSeenNs: process.hrtime.bigint(), remoteIdentity: 301, verdict: 'allow', flags: 0, proxyPort: 0 });
+    const key = {
+      source: POD,
+      destination: DB,
+      sourcePort: 40000,
+      destinationPort: 5432,
+      ifindex: EP_IFINDEX,
+      protocol: TCP,
+      direction: 'egress',
+    } as const;
+    dp.ct.set(key, {
+      lastSeenNs: process.hrtime.bigint(),
+      remoteIdentity: 301,
+      verdict: 'allow',
+      flags: 0,
+      proxyPort: 0,
+    });
     expect(run('from', out(DB, 5432, ACK)).event?.reason).toBe('ctEstablished');
     expect(run('from', out(DB, 5432, SYN)).event?.reason).toBe('policyDenied');
     // A closing flow (FIN seen) last seen 11 s ago is past its 10 s: gone.
@@ -203,8 +272,21 @@ describeKernel(kernelSuite('policy programs (tc, BPF_PROG_TEST_RUN)'), () => {
   });
 
   it('lets a deny rule win over an allow, whichever is more specific', () => {
-    const deny = (peers: PolicyRule['peers'], p: PolicyRule['ports']): PolicyRule => ({ peers, ports: p, verdict: 'deny', origin: 'test' });
-    load(irWith({ egress: rules(allow('any'), deny([301], [{ protocol: 'TCP', port: 22 }]), allow([301], [{ protocol: 'TCP', port: 22 }])) }));
+    const deny = (peers: PolicyRule['peers'], p: PolicyRule['ports']): PolicyRule => ({
+      peers,
+      ports: p,
+      verdict: 'deny',
+      origin: 'test',
+    });
+    load(
+      irWith({
+        egress: rules(
+          allow('any'),
+          deny([301], [{ protocol: 'TCP', port: 22 }]),
+          allow([301], [{ protocol: 'TCP', port: 22 }]),
+        ),
+      }),
+    );
     expect(run('from', out(DB, 22)).event).toMatchObject({ verdict: 'drop', reason: 'policyDenyRule' });
     expect(run('from', out(WEB, 22)).retval).toBe(TC_ACT_UNSPEC);
     expect(run('from', out(DB, 23)).retval).toBe(TC_ACT_UNSPEC);
@@ -216,28 +298,56 @@ describeKernel(kernelSuite('policy programs (tc, BPF_PROG_TEST_RUN)'), () => {
     // 192.0.2.0/24 except 192.0.2.128/25: the except has its own identity, which the rule leaves out.
     const ir = irWith({ egress: rules(allow([0x0100_0001], [{ protocol: 'TCP', port: 443 }])) });
     load({ ...ir, ipcache: [...ipcache, { prefix: '192.0.2.9/32', identity: 301 }] });
-    expect(run('from', out('192.0.2.1', 443)).event).toMatchObject({ reason: 'policyAllowed', destinationIdentity: 2 });
+    expect(run('from', out('192.0.2.1', 443)).event).toMatchObject({
+      reason: 'policyAllowed',
+      destinationIdentity: 2,
+    });
     expect(run('from', out('192.0.2.127', 443)).retval).toBe(TC_ACT_UNSPEC);
-    expect(run('from', out('192.0.2.9', 443)).event).toMatchObject({ reason: 'policyAllowed', destinationIdentity: 301 });
+    expect(run('from', out('192.0.2.9', 443)).event).toMatchObject({
+      reason: 'policyAllowed',
+      destinationIdentity: 301,
+    });
     expect(run('from', out('192.0.2.128', 443)).event?.reason).toBe('policyDenied');
     expect(run('from', out('192.0.2.255', 443)).retval).toBe(TC_ACT_SHOT);
     expect(run('from', out('198.51.100.1', 443)).retval).toBe(TC_ACT_SHOT);
   });
 
   it('keeps IPv4 out of an IPv6 block that would cover the mapped range', () => {
-    const wide: PolicyIr['identities'] = [...identities.slice(0, 5), { id: 0x0100_0009, kind: 'cidr', cidr: '::/0' }];
+    const wide: PolicyIr['identities'] = [
+      ...identities.slice(0, 5),
+      { id: 0x0100_0009, kind: 'cidr', cidr: '::/0' },
+    ];
     load({ ...irWith({ egress: rules(allow([0x0100_0009])) }), identities: wide });
     expect(run('from', ipv6(TCP, '2001:db8::1', '2001:db8::2', tcp(1, 80, SYN))).retval).toBe(TC_ACT_UNSPEC);
     expect(run('from', out(OUTSIDE, 80)).retval).toBe(TC_ACT_SHOT);
   });
 
   it('parses UDP, SCTP and IPv6, and passes neighbour discovery without policy', () => {
-    load(irWith({ egress: rules(allow('any', [{ protocol: 'SCTP', port: 38412 }, { protocol: 'UDP', port: 53 }])) }));
-    expect(run('from', ipv4(SCTP, POD, OUTSIDE, ports(38412, 38412, 12))).event).toMatchObject({ protocol: SCTP, destinationPort: 38412, reason: 'policyAllowed' });
+    load(
+      irWith({
+        egress: rules(
+          allow('any', [
+            { protocol: 'SCTP', port: 38412 },
+            { protocol: 'UDP', port: 53 },
+          ]),
+        ),
+      }),
+    );
+    expect(run('from', ipv4(SCTP, POD, OUTSIDE, ports(38412, 38412, 12))).event).toMatchObject({
+      protocol: SCTP,
+      destinationPort: 38412,
+      reason: 'policyAllowed',
+    });
     expect(run('from', ipv4(UDP, POD, OUTSIDE, ports(5353, 53))).retval).toBe(TC_ACT_UNSPEC);
     expect(run('from', ipv4(TCP, POD, OUTSIDE, tcp(5353, 53, SYN))).retval).toBe(TC_ACT_SHOT);
-    expect(run('from', ipv6(UDP, 'fd00::10', '2001:db8::1', ports(5353, 53))).event).toMatchObject({ source: 'fd00::10', reason: 'policyAllowed' });
-    expect(run('from', ipv6(ICMPV6, 'fe80::1', 'ff02::1:ff00:1', icmp(135)))).toEqual({ retval: TC_ACT_UNSPEC, event: undefined });
+    expect(run('from', ipv6(UDP, 'fd00::10', '2001:db8::1', ports(5353, 53))).event).toMatchObject({
+      source: 'fd00::10',
+      reason: 'policyAllowed',
+    });
+    expect(run('from', ipv6(ICMPV6, 'fe80::1', 'ff02::1:ff00:1', icmp(135)))).toEqual({
+      retval: TC_ACT_UNSPEC,
+      event: undefined,
+    });
     expect(run('from', ipv6(ICMPV6, 'fd00::10', '2001:db8::1', icmp(128))).retval).toBe(TC_ACT_SHOT);
   });
 
@@ -246,23 +356,47 @@ describeKernel(kernelSuite('policy programs (tc, BPF_PROG_TEST_RUN)'), () => {
     const frag = (dst: string) => ipv4(UDP, POD, dst, Buffer.alloc(8), { fragOffset: 100 });
     expect(run('from', frag(WEB)).event).toMatchObject({ reason: 'policyAllowed' });
     expect(run('from', frag(DB)).event).toMatchObject({ verdict: 'drop', reason: 'policyDenied' });
-    expect(run('from', ipv4(TCP, POD, WEB, Buffer.alloc(2))).event).toMatchObject({ verdict: 'drop', reason: 'parseTruncated' });
+    expect(run('from', ipv4(TCP, POD, WEB, Buffer.alloc(2))).event).toMatchObject({
+      verdict: 'drop',
+      reason: 'parseTruncated',
+    });
     load(irWith({}));
-    expect(run('from', ipv4(TCP, POD, WEB, Buffer.alloc(2)))).toEqual({ retval: TC_ACT_UNSPEC, event: undefined });
+    expect(run('from', ipv4(TCP, POD, WEB, Buffer.alloc(2)))).toEqual({
+      retval: TC_ACT_UNSPEC,
+      event: undefined,
+    });
   });
 
   it("decides a local receiver's ingress at the sender, and tracks the flow for the receiver", () => {
     load(irWith({}, { ingress: rules(allow([299], [{ protocol: 'TCP', port: 8080 }])) }));
     expect(run('from', out(WEB, 8080)).retval).toBe(TC_ACT_UNSPEC);
-    const receiver = { source: POD, destination: WEB, sourcePort: 40000, destinationPort: 8080, ifindex: WEB_IFINDEX, protocol: TCP, direction: 'ingress' } as const;
+    const receiver = {
+      source: POD,
+      destination: WEB,
+      sourcePort: 40000,
+      destinationPort: 8080,
+      ifindex: WEB_IFINDEX,
+      protocol: TCP,
+      direction: 'ingress',
+    } as const;
     expect(dp.ct.get(receiver)).toMatchObject({ verdict: 'allow', remoteIdentity: 299 });
-    expect(run('from', out(WEB, 8081)).event).toMatchObject({ hook: 'policyIngress', verdict: 'drop', reason: 'policyDenied', destinationIdentity: 300 });
+    expect(run('from', out(WEB, 8081)).event).toMatchObject({
+      hook: 'policyIngress',
+      verdict: 'drop',
+      reason: 'policyDenied',
+      destinationIdentity: 300,
+    });
   });
 
-  it('passes the proxy\'s own upstream connections (marked) into an isolated pod', () => {
+  it("passes the proxy's own upstream connections (marked) into an isolated pod", () => {
     load(irWith({ ingress: rules() }));
-    expect(run('to', into('10.9.9.9', 80), skbContext({ mark: 0xb000 })).event).toMatchObject({ verdict: 'pass', reason: 'fromProxy' });
-    expect(run('to', into('10.9.9.9', 80, SYN, 40001), skbContext({ mark: 0xa000 })).event?.reason).toBe('policyDenied');
+    expect(run('to', into('10.9.9.9', 80), skbContext({ mark: 0xb000 })).event).toMatchObject({
+      verdict: 'pass',
+      reason: 'fromProxy',
+    });
+    expect(run('to', into('10.9.9.9', 80, SYN, 40001), skbContext({ mark: 0xa000 })).event?.reason).toBe(
+      'policyDenied',
+    );
   });
 
   describe('redirect', () => {
@@ -288,7 +422,10 @@ describeKernel(kernelSuite('policy programs (tc, BPF_PROG_TEST_RUN)'), () => {
         const proxyPort = (server.address() as net.AddressInfo).port;
         load(irWith({ egress: rules(allow('any'), redirect(proxyPort)) }));
         const r = run('from', out(DB, 8080));
-        expect(r).toMatchObject({ retval: TC_ACT_SHOT, event: { verdict: 'drop', reason: 'proxyAssignFailed' } });
+        expect(r).toMatchObject({
+          retval: TC_ACT_SHOT,
+          event: { verdict: 'drop', reason: 'proxyAssignFailed' },
+        });
         expect(dp.ct.get({ ...ctKey(DB, 8080), direction: 'egress' })).toMatchObject({
           verdict: 'redirect',
           proxyPort,

@@ -48,7 +48,8 @@ describe('portRangePrefixes', () => {
     for (const [lo, hi] of ranges) {
       const blocks = portRangePrefixes(lo, hi);
       expect(blocks.length, `${lo}..${hi}`).toBeLessThanOrEqual(30);
-      for (const b of blocks) expect(b.port % 2 ** (16 - b.bits), `${lo}..${hi} block ${b.port}/${b.bits}`).toBe(0);
+      for (const b of blocks)
+        expect(b.port % 2 ** (16 - b.bits), `${lo}..${hi} block ${b.port}/${b.bits}`).toBe(0);
       const ports = covered(blocks);
       expect(ports.length, `${lo}..${hi}`).toBe(hi - lo + 1);
       expect(ports[0]).toBe(lo);
@@ -139,20 +140,43 @@ describe('planPolicy', () => {
   };
 
   it('writes endpoints by ifindex, ipcache entries with the local ifindex, rules as port prefixes', () => {
-    const plan = planPolicy(ir, new Map([['lxc-a', 7], ['lxc-b', 9]]));
+    const plan = planPolicy(
+      ir,
+      new Map([
+        ['lxc-a', 7],
+        ['lxc-b', 9],
+      ]),
+    );
     expect(plan.endpoints).toEqual([
       [7, { identity: 300, flags: 1 }],
       [9, { identity: 300, flags: 2 }],
     ]);
     expect(plan.ipcache).toEqual([
-      [{ prefixLength: 128, address: '10.0.0.1' }, { identity: 300, ifindex: 7 }],
-      [{ prefixLength: 128, address: '10.0.0.2' }, { identity: 300, ifindex: 9 }],
+      [
+        { prefixLength: 128, address: '10.0.0.1' },
+        { identity: 300, ifindex: 7 },
+      ],
+      [
+        { prefixLength: 128, address: '10.0.0.2' },
+        { identity: 300, ifindex: 9 },
+      ],
     ]);
     expect(plan.policy).toEqual([
-      [{ prefixLength: 94, ifindex: 7, identity: 300, direction: 'ingress', protocol: 6, port: 8000 }, { verdict: 'allow', proxyPort: 0 }],
-      [{ prefixLength: 72, ifindex: 9, identity: 0, direction: 'egress', protocol: 0, port: 0 }, { verdict: 'allow', proxyPort: 0 }],
+      [
+        { prefixLength: 94, ifindex: 7, identity: 300, direction: 'ingress', protocol: 6, port: 8000 },
+        { verdict: 'allow', proxyPort: 0 },
+      ],
+      [
+        { prefixLength: 72, ifindex: 9, identity: 0, direction: 'egress', protocol: 0, port: 0 },
+        { verdict: 'allow', proxyPort: 0 },
+      ],
     ]);
-    expect(plan.interfaces).toEqual(new Map([[7, 'x/a'], [9, 'x/b']]));
+    expect(plan.interfaces).toEqual(
+      new Map([
+        [7, 'x/a'],
+        [9, 'x/b'],
+      ]),
+    );
     expect(plan.missing).toEqual([]);
   });
 
@@ -174,7 +198,14 @@ describe('planPolicy', () => {
 });
 
 describe('diffMaps', () => {
-  const key = (port: number) => ({ prefixLength: 96, ifindex: 7, identity: 300, direction: 'ingress' as const, protocol: 6, port });
+  const key = (port: number) => ({
+    prefixLength: 96,
+    ifindex: 7,
+    identity: 300,
+    direction: 'ingress' as const,
+    protocol: 6,
+    port,
+  });
   const enc = (entries: [number, 'allow' | 'deny'][]) =>
     encodeEntries(
       entries.map(([p, v]) => [key(p), { verdict: v, proxyPort: 0 }] as const),
@@ -188,11 +219,14 @@ describe('diffMaps', () => {
       [81, 'allow'],
       [82, 'allow'],
     ]);
-    const d = diffMaps(current, enc([
-      [80, 'allow'],
-      [81, 'deny'],
-      [83, 'allow'],
-    ]));
+    const d = diffMaps(
+      current,
+      enc([
+        [80, 'allow'],
+        [81, 'deny'],
+        [83, 'allow'],
+      ]),
+    );
     expect(d.upserts.map((e) => [e.key.port, e.value.verdict])).toEqual([
       [81, 'deny'],
       [83, 'allow'],

@@ -7,8 +7,14 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { cleanupPolicy, PolicyDatapath, type PolicyDatapathOptions, type ReconcileResult } from '../../src/datapath/policy.js';
 import { interfaceIndexes, ip, podInterfaces } from '../../src/datapath/interfaces.js';
+import {
+  cleanupPolicy,
+  PolicyDatapath,
+  type PolicyDatapathOptions,
+  type ReconcileResult,
+} from '../../src/datapath/policy.js';
+import type { PolicyIr } from '../../src/model/policy.js';
 import { translatePolicy } from '../../src/policy/translate.js';
 import {
   type Diagnostic,
@@ -18,8 +24,16 @@ import {
   type ObjectSet,
   type Pod,
 } from '../../src/sources/objects.js';
-import type { PolicyIr } from '../../src/model/policy.js';
-import { type Child, exec, type Made, makeNetns, mountBpffs, removeAll, runInNetns, runToEnd } from './helpers.js';
+import {
+  type Child,
+  exec,
+  type Made,
+  makeNetns,
+  mountBpffs,
+  removeAll,
+  runInNetns,
+  runToEnd,
+} from './helpers.js';
 
 export const NODE_NAME = 'node-1';
 
@@ -63,7 +77,9 @@ export interface PolicyWorld {
   /** The objects the translator reads: the namespaces, the pods, and these policies. */
   objects(policies: readonly NetworkPolicy[]): ObjectSet;
   /** Translates and reconciles; the IR, the translator's diagnostics and what reconcile wrote. */
-  apply(policies: readonly NetworkPolicy[]): Promise<{ ir: PolicyIr; diagnostics: readonly Diagnostic[]; result: ReconcileResult }>;
+  apply(
+    policies: readonly NetworkPolicy[],
+  ): Promise<{ ir: PolicyIr; diagnostics: readonly Diagnostic[]; result: ReconcileResult }>;
   /** Attempts from inside a pod, all at once, each bounded by timeoutMs. */
   probe(from: string, targets: readonly Target[], timeoutMs?: number): Promise<Result[]>;
   /** Starts a fixture inside a pod (for traffic that runs while something else happens). */
@@ -126,7 +142,20 @@ export async function startPolicyWorld(
       const peer = `sp${tag}${i}`;
       // Both ends are made in their own namespaces (no name ever exists in this one), then the pod's
       // end is renamed eth0 as a CNI would.
-      await exec('ip', ['link', 'add', host, 'netns', node.name, 'type', 'veth', 'peer', 'name', peer, 'netns', netns.name]);
+      await exec('ip', [
+        'link',
+        'add',
+        host,
+        'netns',
+        node.name,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        peer,
+        'netns',
+        netns.name,
+      ]);
       await ip(['link', 'set', peer, 'name', 'eth0'], netns.path);
       await ip(['addr', 'add', `${spec.address}/32`, 'dev', 'eth0'], netns.path);
       await ip(['link', 'set', 'eth0', 'up'], netns.path);
@@ -135,7 +164,10 @@ export async function startPolicyWorld(
       const podMac = await mac(netns.path, 'eth0');
       await ip(['route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link'], netns.path);
       await ip(['route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0'], netns.path);
-      await ip(['neigh', 'add', '169.254.1.1', 'lladdr', hostMac, 'dev', 'eth0', 'nud', 'permanent'], netns.path);
+      await ip(
+        ['neigh', 'add', '169.254.1.1', 'lladdr', hostMac, 'dev', 'eth0', 'nud', 'permanent'],
+        netns.path,
+      );
       await ip(['route', 'add', `${spec.address}/32`, 'dev', host], node.path);
       await ip(['neigh', 'add', spec.address, 'lladdr', podMac, 'dev', host, 'nud', 'permanent'], node.path);
       const server = runInNetns(netns.path, 'echo-server.mjs', [
@@ -150,7 +182,11 @@ export async function startPolicyWorld(
     const indexes = await interfaceIndexes(node.path);
     for (const [k, p] of pods) pods.set(k, { ...p, ifindex: indexes.get(p.hostInterface) ?? 0 });
 
-    const datapathOptions: PolicyDatapathOptions = { ...options.datapath, pinRoot: bpffs.path, netns: node.path };
+    const datapathOptions: PolicyDatapathOptions = {
+      ...options.datapath,
+      pinRoot: bpffs.path,
+      netns: node.path,
+    };
     dp = PolicyDatapath.load(datapathOptions);
     const world: PolicyWorld = {
       node,
@@ -228,7 +264,12 @@ export function namespaceObject(name: string, labels: Readonly<Record<string, st
   };
 }
 
-export function networkPolicy(namespace: string, name: string, spec: NonNullable<NetworkPolicy['spec']>, annotations?: Record<string, string>): NetworkPolicy {
+export function networkPolicy(
+  namespace: string,
+  name: string,
+  spec: NonNullable<NetworkPolicy['spec']>,
+  annotations?: Record<string, string>,
+): NetworkPolicy {
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',

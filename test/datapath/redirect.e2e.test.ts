@@ -16,14 +16,27 @@ import { installProxyRouting, removeProxyRouting } from '../../src/datapath/prox
 import { REDIRECT_ANNOTATION } from '../../src/policy/translate.js';
 import { ensureEnvoy } from '../helpers/envoy.js';
 import { describeKernel, kernelSuite, type Made, removeAll, tempDir } from './helpers.js';
-import { namespaceObject, networkPolicy, type PodSpec, type PolicyWorld, startPolicyWorld } from './policyWorld.js';
+import {
+  namespaceObject,
+  networkPolicy,
+  type PodSpec,
+  type PolicyWorld,
+  startPolicyWorld,
+} from './policyWorld.js';
 
 const PROXY_PORT = 15001;
 const CLIENT = '10.78.1.10';
 const SERVER = '10.78.1.20';
 const pods: PodSpec[] = [
   { namespace: 'x', name: 'client', labels: { app: 'client' }, address: CLIENT, tcp: [], udp: [] },
-  { namespace: 'x', name: 'server', labels: { app: 'server' }, address: SERVER, tcp: [8080, 8081, 9090, 9091], udp: [] },
+  {
+    namespace: 'x',
+    name: 'server',
+    labels: { app: 'server' },
+    address: SERVER,
+    tcp: [8080, 8081, 9090, 9091],
+    udp: [],
+  },
 ];
 
 interface AccessLog {
@@ -58,11 +71,14 @@ function bootstrap(dir: string): unknown {
                   // handed to the original_dst cluster through filter state.
                   name: 'envoy.filters.network.set_filter_state',
                   typed_config: {
-                    '@type': 'type.googleapis.com/envoy.extensions.filters.network.set_filter_state.v3.Config',
+                    '@type':
+                      'type.googleapis.com/envoy.extensions.filters.network.set_filter_state.v3.Config',
                     on_new_connection: [
                       {
                         object_key: 'envoy.network.transport_socket.original_dst_address',
-                        format_string: { text_format_source: { inline_string: '%DOWNSTREAM_LOCAL_ADDRESS%' } },
+                        format_string: {
+                          text_format_source: { inline_string: '%DOWNSTREAM_LOCAL_ADDRESS%' },
+                        },
                       },
                     ],
                   },
@@ -77,7 +93,8 @@ function bootstrap(dir: string): unknown {
                       {
                         name: 'envoy.access_loggers.file',
                         typed_config: {
-                          '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+                          '@type':
+                            'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
                           path: path.join(dir, 'access.log'),
                           log_format: {
                             json_format: {
@@ -107,7 +124,9 @@ function bootstrap(dir: string): unknown {
           // decided before the redirect.
           upstream_bind_config: {
             source_address: { address: '0.0.0.0', port_value: 0 },
-            socket_options: [{ level: 1, name: 36, int_value: DEFAULT_MARKS.fromProxy, state: 'STATE_PREBIND' }],
+            socket_options: [
+              { level: 1, name: 36, int_value: DEFAULT_MARKS.fromProxy, state: 'STATE_PREBIND' },
+            ],
           },
         },
       ],
@@ -139,7 +158,9 @@ describeKernel(kernelSuite('L7 redirect to a real Envoy (bpf_sk_assign, original
   const routing = { mark: DEFAULT_MARKS.toProxy, mask: DEFAULT_MARKS.mask };
 
   const stat = async (name: string): Promise<number> => {
-    const m = new RegExp(`^${name.replace(/\./g, '\\.')}: (\\d+)$`, 'm').exec(await admin(adminSocket, '/stats'));
+    const m = new RegExp(`^${name.replace(/\./g, '\\.')}: (\\d+)$`, 'm').exec(
+      await admin(adminSocket, '/stats'),
+    );
     return Number(m?.[1] ?? 0);
   };
   const accessLog = async (): Promise<AccessLog[]> =>
@@ -160,7 +181,20 @@ describeKernel(kernelSuite('L7 redirect to a real Envoy (bpf_sk_assign, original
     // Envoy runs in the node's namespace: its listener is where the pods' traffic is delivered.
     envoy = spawn(
       'nsenter',
-      [`--net=${w.node.path}`, '--', found.path, '-c', file, '--disable-hot-restart', '--concurrency', '1', '-l', 'warning', '--file-flush-interval-msec', '100'],
+      [
+        `--net=${w.node.path}`,
+        '--',
+        found.path,
+        '-c',
+        file,
+        '--disable-hot-restart',
+        '--concurrency',
+        '1',
+        '-l',
+        'warning',
+        '--file-flush-interval-msec',
+        '100',
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let stderr = '';
@@ -247,21 +281,35 @@ describeKernel(kernelSuite('L7 redirect to a real Envoy (bpf_sk_assign, original
     expect(sorted).toHaveLength(2);
     expect(sorted.map((l) => l.downstream_local)).toEqual([`${SERVER}:8080`, `${SERVER}:9090`]);
     expect(sorted.map((l) => l.upstream_host)).toEqual([`${SERVER}:8080`, `${SERVER}:9090`]);
-    for (const l of sorted) expect(l.downstream_remote).toMatch(new RegExp(`^${CLIENT.replace(/\./g, '\\.')}:\\d+$`));
+    for (const l of sorted)
+      expect(l.downstream_remote).toMatch(new RegExp(`^${CLIENT.replace(/\./g, '\\.')}:\\d+$`));
 
     const events: FlowEvent[] = [];
-    for (let i = 0; i < 20 && events.filter((e) => e.verdict === 'redirect' && e.reason === 'policyRedirect').length < 2; i++) {
+    for (
+      let i = 0;
+      i < 20 && events.filter((e) => e.verdict === 'redirect' && e.reason === 'policyRedirect').length < 2;
+      i++
+    ) {
       events.push(...(await flows.poll(100)));
     }
     const redirects = events.filter((e) => e.reason === 'policyRedirect');
     expect(redirects.map((e) => e.originalDestinationPort).sort()).toEqual([8080, 9090]);
     for (const e of redirects) {
-      expect(e).toMatchObject({ verdict: 'redirect', source: CLIENT, destination: SERVER, destinationPort: PROXY_PORT });
+      expect(e).toMatchObject({
+        verdict: 'redirect',
+        source: CLIENT,
+        destination: SERVER,
+        destinationPort: PROXY_PORT,
+      });
     }
     // The proxy's upstream connection into the isolated server passed as the proxy's own.
     expect(events.some((e) => e.reason === 'fromProxy' && e.destinationPort === 9090)).toBe(true);
     // The ports that were not redirected went straight to the server.
-    expect(events.filter((e) => e.originalDestinationPort === 8081 || e.originalDestinationPort === 9091).map((e) => e.verdict)).not.toContain('redirect');
+    expect(
+      events
+        .filter((e) => e.originalDestinationPort === 8081 || e.originalDestinationPort === 9091)
+        .map((e) => e.verdict),
+    ).not.toContain('redirect');
   });
 
   it('redirects each new connection again, and fails closed once Envoy is gone', async () => {
@@ -273,12 +321,22 @@ describeKernel(kernelSuite('L7 redirect to a real Envoy (bpf_sk_assign, original
     await exited;
     flows.consume();
     // Without its proxy, a redirected flow fails closed: dropped, with the reason.
-    expect(await w.probe('x/client', [{ proto: 'tcp', host: SERVER, port: 8080 }, { proto: 'tcp', host: SERVER, port: 8081 }], 1000)).toEqual([
+    expect(
+      await w.probe(
+        'x/client',
+        [
+          { proto: 'tcp', host: SERVER, port: 8080 },
+          { proto: 'tcp', host: SERVER, port: 8081 },
+        ],
+        1000,
+      ),
+    ).toEqual([
       { ok: false, code: 'TIMEOUT' },
       { ok: true, reply: 'server:hi' },
     ]);
     const drops: FlowEvent[] = [];
-    for (let i = 0; i < 20 && drops.length === 0; i++) drops.push(...(await flows.poll(100)).filter((e) => e.reason === 'proxyUnavailable'));
+    for (let i = 0; i < 20 && drops.length === 0; i++)
+      drops.push(...(await flows.poll(100)).filter((e) => e.reason === 'proxyUnavailable'));
     expect(drops[0]).toMatchObject({ verdict: 'drop', originalDestinationPort: 8080, source: CLIENT });
   });
 });

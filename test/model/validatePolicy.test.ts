@@ -5,7 +5,13 @@ import { describe, expect, it } from 'vitest';
 import type { PolicyEndpoint, PolicyIr, PolicyRule } from '../../src/model/policy.js';
 import { PolicyErrorCode, validatePolicy } from '../../src/model/validatePolicy.js';
 
-const rule = (over: Partial<PolicyRule> = {}): PolicyRule => ({ peers: [300], ports: [], verdict: 'allow', origin: 't', ...over });
+const rule = (over: Partial<PolicyRule> = {}): PolicyRule => ({
+  peers: [300],
+  ports: [],
+  verdict: 'allow',
+  origin: 't',
+  ...over,
+});
 const endpoint = (over: Partial<PolicyEndpoint> = {}): PolicyEndpoint => ({
   name: 'x/a',
   addresses: ['10.0.0.1'],
@@ -29,28 +35,57 @@ const valid: PolicyIr = {
 describe('validatePolicy', () => {
   it('accepts a valid IR, redirects included', () => {
     expect(validatePolicy(valid)).toEqual([]);
-    const redirect = rule({ peers: 'any', ports: [{ protocol: 'TCP', port: 8080 }], verdict: 'redirect', proxyPort: 15001 });
-    expect(validatePolicy({ ...valid, endpoints: [endpoint({ egress: { enforced: true, rules: [redirect] } })] })).toEqual([]);
+    const redirect = rule({
+      peers: 'any',
+      ports: [{ protocol: 'TCP', port: 8080 }],
+      verdict: 'redirect',
+      proxyPort: 15001,
+    });
+    expect(
+      validatePolicy({ ...valid, endpoints: [endpoint({ egress: { enforced: true, rules: [redirect] } })] }),
+    ).toEqual([]);
   });
 
-  const withEndpoint = (over: Partial<PolicyEndpoint>): PolicyIr => ({ ...valid, endpoints: [endpoint(over)] });
-  const withRules = (...rules: PolicyRule[]): PolicyIr => withEndpoint({ ingress: { enforced: true, rules } });
+  const withEndpoint = (over: Partial<PolicyEndpoint>): PolicyIr => ({
+    ...valid,
+    endpoints: [endpoint(over)],
+  });
+  const withRules = (...rules: PolicyRule[]): PolicyIr =>
+    withEndpoint({ ingress: { enforced: true, rules } });
   const cases: { name: string; ir: PolicyIr; code: string; path: string }[] = [
     {
       name: 'an identity twice',
-      ir: { ...valid, identities: [...valid.identities, { id: 300, kind: 'labels', namespace: 'y', podLabels: {}, namespaceLabels: {} }] },
+      ir: {
+        ...valid,
+        identities: [
+          ...valid.identities,
+          { id: 300, kind: 'labels', namespace: 'y', podLabels: {}, namespaceLabels: {} },
+        ],
+      },
       code: PolicyErrorCode.DuplicateIdentity,
       path: 'identities[4].id',
     },
     {
       name: 'one label set under two numbers',
-      ir: { ...valid, identities: [...valid.identities, { id: 301, kind: 'labels', namespace: 'x', podLabels: { app: 'a' }, namespaceLabels: {} }] },
+      ir: {
+        ...valid,
+        identities: [
+          ...valid.identities,
+          { id: 301, kind: 'labels', namespace: 'x', podLabels: { app: 'a' }, namespaceLabels: {} },
+        ],
+      },
       code: PolicyErrorCode.DuplicateIdentity,
       path: 'identities[4]',
     },
     {
       name: 'a label identity in the CIDR range',
-      ir: { ...valid, identities: [...valid.identities, { id: 0x0100_0005, kind: 'labels', namespace: 'y', podLabels: {}, namespaceLabels: {} }] },
+      ir: {
+        ...valid,
+        identities: [
+          ...valid.identities,
+          { id: 0x0100_0005, kind: 'labels', namespace: 'y', podLabels: {}, namespaceLabels: {} },
+        ],
+      },
       code: PolicyErrorCode.InvalidIdentity,
       path: 'identities[4].id',
     },
@@ -62,13 +97,22 @@ describe('validatePolicy', () => {
     },
     {
       name: 'a CIDR with host bits',
-      ir: { ...valid, identities: [...valid.identities.slice(0, 3), { id: 0x0100_0000, kind: 'cidr', cidr: '10.0.0.1/8' }] },
+      ir: {
+        ...valid,
+        identities: [...valid.identities.slice(0, 3), { id: 0x0100_0000, kind: 'cidr', cidr: '10.0.0.1/8' }],
+      },
       code: PolicyErrorCode.InvalidPrefix,
       path: 'identities[3].cidr',
     },
     {
       name: 'an ipcache entry for an unknown identity',
-      ir: { ...valid, ipcache: [{ prefix: '10.0.0.1/32', identity: 300 }, { prefix: '10.0.0.2/32', identity: 999 }] },
+      ir: {
+        ...valid,
+        ipcache: [
+          { prefix: '10.0.0.1/32', identity: 300 },
+          { prefix: '10.0.0.2/32', identity: 999 },
+        ],
+      },
       code: PolicyErrorCode.UnknownIdentity,
       path: 'ipcache[1].identity',
     },
@@ -135,8 +179,17 @@ describe('validatePolicy', () => {
     {
       name: 'two redirects of the same traffic to different proxies',
       ir: withRules(
-        rule({ ports: [{ protocol: 'TCP', port: 8000, endPort: 8100 }], verdict: 'redirect', proxyPort: 15001 }),
-        rule({ peers: 'any', ports: [{ protocol: 'TCP', port: 8080 }], verdict: 'redirect', proxyPort: 15002 }),
+        rule({
+          ports: [{ protocol: 'TCP', port: 8000, endPort: 8100 }],
+          verdict: 'redirect',
+          proxyPort: 15001,
+        }),
+        rule({
+          peers: 'any',
+          ports: [{ protocol: 'TCP', port: 8080 }],
+          verdict: 'redirect',
+          proxyPort: 15002,
+        }),
       ),
       code: PolicyErrorCode.RedirectConflict,
       path: 'endpoints[0].ingress.rules[1].proxyPort',

@@ -28,16 +28,21 @@ function load(name: string): { objects: ObjectSet; problems: string[] } {
   const cache = new FileCache();
   cache.update(`${name}${IN}`, readFileSync(path.join(testdata, `${name}${IN}`), 'utf8'));
   const { objects, diagnostics } = cache.snapshot();
-  return { objects, problems: diagnostics.map((d) => `${d.code} ${d.object ?? ''} ${d.field ?? ''}: ${d.message}`) };
+  return {
+    objects,
+    problems: diagnostics.map((d) => `${d.code} ${d.object ?? ''} ${d.field ?? ''}: ${d.message}`),
+  };
 }
 
 /** The interfaces the node would have: one per pod of node-1, by pod address. */
 function interfaces(objects: ObjectSet): Map<string, string> {
   const out = new Map<string, string>();
   for (const pod of objects.pods) {
-    if (pod.spec?.nodeName !== NODE || pod.metadata?.annotations?.['test.skein.io/no-interface'] === 'true') continue;
+    if (pod.spec?.nodeName !== NODE || pod.metadata?.annotations?.['test.skein.io/no-interface'] === 'true')
+      continue;
     for (const ip of pod.status?.podIPs ?? []) {
-      if (ip.ip !== undefined) out.set(ip.ip, `lxc-${pod.metadata?.namespace}-${pod.metadata?.name}`.slice(0, 15));
+      if (ip.ip !== undefined)
+        out.set(ip.ip, `lxc-${pod.metadata?.namespace}-${pod.metadata?.name}`.slice(0, 15));
     }
   }
   return out;

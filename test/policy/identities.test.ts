@@ -29,7 +29,9 @@ describe('identities', () => {
   });
 
   it('names a label set the same whatever the order of its labels', () => {
-    expect(labelIdentityKey('x', { b: '2', a: '1' }, { n: '1', m: '2' })).toBe(labelIdentityKey('x', { a: '1', b: '2' }, { m: '2', n: '1' }));
+    expect(labelIdentityKey('x', { b: '2', a: '1' }, { n: '1', m: '2' })).toBe(
+      labelIdentityKey('x', { a: '1', b: '2' }, { m: '2', n: '1' }),
+    );
     expect(key('a', 'x')).not.toBe(key('a', 'y'));
   });
 
@@ -61,7 +63,7 @@ describe('identities', () => {
     expect(later).toEqual(new Map([[a, preferredIdentity(a) + 1]]));
   });
 
-  it('ignores a previous number outside the key\'s range', () => {
+  it("ignores a previous number outside the key's range", () => {
     const a = key('a');
     expect(allocateIdentities([a], new Map([[a, 5]])).get(a)).toBe(preferredIdentity(a));
   });

@@ -80,13 +80,17 @@ describe('NetworkPolicy and Pod from the standalone source', () => {
     },
     {
       name: 'an except outside the cidr',
-      yaml: policy('  podSelector: {}\n  ingress: [{ from: [{ ipBlock: { cidr: 10.0.0.0/16, except: [10.1.0.0/24] } }] }]\n'),
+      yaml: policy(
+        '  podSelector: {}\n  ingress: [{ from: [{ ipBlock: { cidr: 10.0.0.0/16, except: [10.1.0.0/24] } }] }]\n',
+      ),
       field: 'spec.ingress[0].from[0].ipBlock.except[0]',
       message: /strict subset of 10.0.0.0\/16/,
     },
     {
       name: 'an ipBlock with a selector',
-      yaml: policy('  podSelector: {}\n  ingress: [{ from: [{ ipBlock: { cidr: 10.0.0.0/16 }, podSelector: {} }] }]\n'),
+      yaml: policy(
+        '  podSelector: {}\n  ingress: [{ from: [{ ipBlock: { cidr: 10.0.0.0/16 }, podSelector: {} }] }]\n',
+      ),
       field: 'spec.ingress[0].from[0].ipBlock',
       message: /may not be set with podSelector/,
     },

@@ -1404,7 +1404,11 @@ const networkPolicyPeer = z
           if (problem !== undefined) {
             ctx.addIssue({ code: 'custom', path: ['except', i], message: problem });
           } else if (!inner.startsWith(outer) || inner === outer) {
-            ctx.addIssue({ code: 'custom', path: ['except', i], message: `must be a strict subset of ${b.cidr}` });
+            ctx.addIssue({
+              code: 'custom',
+              path: ['except', i],
+              message: `must be a strict subset of ${b.cidr}`,
+            });
           }
         });
       })
@@ -1413,7 +1417,11 @@ const networkPolicyPeer = z
   .superRefine((peer, ctx) => {
     const selectors = peer.podSelector !== undefined || peer.namespaceSelector !== undefined;
     if (peer.ipBlock !== undefined && selectors) {
-      ctx.addIssue({ code: 'custom', path: ['ipBlock'], message: 'may not be set with podSelector or namespaceSelector' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ipBlock'],
+        message: 'may not be set with podSelector or namespaceSelector',
+      });
     } else if (peer.ipBlock === undefined && !selectors) {
       ctx.addIssue({ code: 'custom', message: 'must set one of podSelector, namespaceSelector or ipBlock' });
     }
@@ -1422,16 +1430,21 @@ const networkPolicyPeer = z
 const networkPolicySpec = z.object({
   podSelector: strictLabelSelector,
   ingress: z
-    .array(z.object({ from: z.array(networkPolicyPeer).optional(), ports: z.array(networkPolicyPort).optional() }))
+    .array(
+      z.object({ from: z.array(networkPolicyPeer).optional(), ports: z.array(networkPolicyPort).optional() }),
+    )
     .optional(),
   egress: z
-    .array(z.object({ to: z.array(networkPolicyPeer).optional(), ports: z.array(networkPolicyPort).optional() }))
+    .array(
+      z.object({ to: z.array(networkPolicyPeer).optional(), ports: z.array(networkPolicyPort).optional() }),
+    )
     .optional(),
   policyTypes: z
     .array(enumOf(['Ingress', 'Egress']))
     .max(2)
     .superRefine((types, ctx) => {
-      if (new Set(types).size !== types.length) ctx.addIssue({ code: 'custom', message: 'must not repeat a type' });
+      if (new Set(types).size !== types.length)
+        ctx.addIssue({ code: 'custom', message: 'must not repeat a type' });
     })
     .optional(),
 });
