@@ -190,14 +190,20 @@ function httpRoute(i: number, mix: Mix, path: string): HTTPRoute {
   };
 }
 
-/** The time and the bytes allocated by one call of `f`. */
-function measure(f: () => void): { ms: number; bytes: number } {
+/**
+ * The wall time, the CPU time (user + system: less sensitive to other processes on a shared machine)
+ * and the bytes allocated by one call of `f`.
+ */
+function measure(f: () => void): { ms: number; cpuMs: number; bytes: number } {
   const profiler = new GCProfiler();
   profiler.start();
   const before = process.memoryUsage().heapUsed;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   f();
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   const after = process.memoryUsage().heapUsed;
   const gcs = profiler.stop().statistics;
   // Heap growth undercounts by what the GCs during the run collected; add it back.
@@ -206,7 +212,7 @@ function measure(f: () => void): { ms: number; bytes: number } {
       sum + Math.max(0, g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize),
     0,
   );
-  return { ms, bytes: after - before + collected };
+  return { ms, cpuMs, bytes: after - before + collected };
 }
 
 function median(values: readonly number[]): number {
@@ -268,6 +274,7 @@ export const bench: Bench = {
       routes: routesIn(unit),
       'HTTP / gRPC / UDP': `${unit.http} / ${unit.grpc} / ${unit.udp}`,
       'full ms (median)': median(full.map((m) => m.ms)),
+      'full CPU ms': median(full.map((m) => m.cpuMs)),
       'full MiB allocated': median(full.map((m) => m.bytes)) / MiB,
       'no change ms': median(same.map((m) => m.ms)),
       'no change MiB allocated': median(same.map((m) => m.bytes)) / MiB,
@@ -286,8 +293,8 @@ export const bench: Bench = {
       check(translator, input, mix);
       let previous = translator.translate(input, { transitionTime: TIME }).statuses;
       for (let i = 0; i < warmup; i++) createGatewayTranslator().translate(input, { transitionTime: TIME });
-      const cold: { ms: number; bytes: number }[] = [];
-      const inc: { ms: number; bytes: number }[] = [];
+      const cold: { ms: number; cpuMs: number; bytes: number }[] = [];
+      const inc: { ms: number; cpuMs: number; bytes: number }[] = [];
       for (let r = 0; r < runs; r++) {
         // Each run changes another route (then the next run's input differs from this one by one route too).
         const changed = objectsFor(mix, { index: (r * 7919) % mix.http, version: r });
@@ -306,6 +313,8 @@ export const bench: Bench = {
         'cold ms (baseline)': coldMs,
         'one change ms': incMs,
         'one change / cold': incMs / coldMs,
+        'cold CPU ms': median(cold.map((m) => m.cpuMs)),
+        'one change CPU ms': median(inc.map((m) => m.cpuMs)),
         'cold MiB allocated': median(cold.map((m) => m.bytes)) / MiB,
         'one change MiB allocated': median(inc.map((m) => m.bytes)) / MiB,
       });
