@@ -22,6 +22,7 @@ export interface Bench {
 export const benches: Record<string, () => Promise<Bench>> = {
   'gateway-translate': async () => (await import('./gateway-translate.js')).bench,
   'xds-translate-push': async () => (await import('./xds-translate-push.js')).bench,
+  'service-lb': async () => (await import('./service-lb.js')).bench,
   'xds-fanout': async () => (await import('./xds-fanout.js')).bench,
   'kube-route-edit': async () => (await import('./kube-route-edit.js')).bench,
 };

@@ -77,6 +77,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } skein_affinity SEC(".maps");
 
+/* A connected socket's translation, freed with the socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct skein_lb_sock);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skein_sock_revnat SEC(".maps");
+
+/* Unconnected UDP: each datagram may go to another backend, so per (socket, backend). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SKEIN_LB_MAX_REVNAT);
@@ -103,6 +113,7 @@ struct skein_btf_anchors {
 	enum skein_reason reason;
 	enum skein_hook hook;
 	struct skein_lb_flow lb_flow;
+	struct skein_lb_sock lb_sock;
 	enum skein_lb_algorithm lb_algorithm;
 	enum skein_lb_svc_flag lb_svc_flag;
 };
@@ -302,13 +313,27 @@ static __always_inline __u8 lb_pick(struct bpf_sock_addr *ctx, const struct skei
 	return SKEIN_REASON_LB_BACKEND;
 }
 
-/* Remembers, for this socket, that the backend stands for the service (recvmsg, getpeername). */
-static __always_inline void lb_remember(__u64 cookie, const struct skein_lb_backend *be,
-					const struct skein_lb_svc_key *svc)
+/*
+ * Remembers, for this socket, that the backend stands for the service (recvmsg, getpeername): in the
+ * socket's storage after a connect(), in skein_revnat after an unconnected sendmsg().
+ */
+static __always_inline void lb_remember(struct bpf_sock_addr *ctx, __u64 cookie, const struct skein_lb_backend *be,
+					const struct skein_lb_svc_key *svc, int connect)
 {
 	struct skein_lb_revnat_key key = {};
 	struct skein_lb_revnat val = {};
+	struct skein_lb_sock *s;
 
+	if (connect) {
+		s = bpf_sk_storage_get(&skein_sock_revnat, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (s) {
+			s->backend = be->addr;
+			s->backend_port = be->port;
+			s->vip = svc->addr;
+			s->vip_port = svc->port;
+			return;
+		}
+	}
 	key.cookie = cookie;
 	key.addr = be->addr;
 	key.port = be->port;
@@ -321,8 +346,8 @@ static __always_inline void lb_remember(__u64 cookie, const struct skein_lb_back
  * The forward translation, shared by the IPv4 and IPv6 hooks: key holds the destination. Returns the
  * hook's verdict and, through *be, the backend to rewrite to (NULL: leave the destination alone).
  */
-static __always_inline int lb_forward(struct bpf_sock_addr *ctx, const struct skein_lb_svc_key *key,
-				      const struct skein_lb_backend **be, int ipv4, __u8 hook)
+static __always_inline int lb_forward_at(struct bpf_sock_addr *ctx, const struct skein_lb_svc_key *key,
+					 const struct skein_lb_backend **be, int ipv4, __u8 hook, int connect)
 {
 	struct flow_tuple t = { .daddr = &key->addr, .orig_daddr = &key->addr };
 	__u64 cookie;
@@ -334,7 +359,8 @@ static __always_inline int lb_forward(struct bpf_sock_addr *ctx, const struct sk
 		return SKEIN_SOCK_ALLOW;
 	if (reason == SKEIN_REASON_LB_BACKEND && ipv4 && !skein_addr_is_v4(&(*be)->addr))
 		reason = SKEIN_REASON_LB_FAMILY_MISMATCH;
-	cookie = bpf_get_socket_cookie(ctx);
+	/* The cookie names the socket in flow events and in skein_revnat; a plain connect() needs neither. */
+	cookie = cfg_lb_events || !connect ? bpf_get_socket_cookie(ctx) : 0;
 	t.dport = key->port;
 	t.orig_dport = key->port;
 	t.proto = key->proto;
@@ -344,13 +370,19 @@ static __always_inline int lb_forward(struct bpf_sock_addr *ctx, const struct sk
 			flow_emit(&t, cookie, 0, hook, SKEIN_VERDICT_DROP, reason);
 		return SKEIN_SOCK_REJECT;
 	}
-	lb_remember(cookie, *be, key);
+	lb_remember(ctx, cookie, *be, key, connect);
 	if (cfg_lb_events) {
 		t.daddr = &(*be)->addr;
 		t.dport = (*be)->port;
 		flow_emit(&t, cookie, 0, hook, SKEIN_VERDICT_TRANSLATED, reason);
 	}
 	return SKEIN_SOCK_ALLOW;
+}
+
+static __always_inline int lb_forward(struct bpf_sock_addr *ctx, const struct skein_lb_svc_key *key,
+				      const struct skein_lb_backend **be, int ipv4, __u8 hook)
+{
+	return lb_forward_at(ctx, key, be, ipv4, hook, hook == SKEIN_HOOK_CONNECT4 || hook == SKEIN_HOOK_CONNECT6);
 }
 
 static __always_inline int lb_forward4(struct bpf_sock_addr *ctx, __u8 hook)
@@ -400,60 +432,76 @@ static __always_inline int lb_forward6(struct bpf_sock_addr *ctx, __u8 hook)
 	return verdict;
 }
 
-/*
- * The reverse translation (recvmsg, getpeername): key holds this socket's peer; returns the service it
- * stands for, or NULL. Only UDP replies and sockets that were translated have an entry.
- */
-static __always_inline const struct skein_lb_revnat *lb_reverse(struct bpf_sock_addr *ctx,
-								 struct skein_lb_revnat_key *key, __u8 hook)
+static __always_inline int addr_eq(const struct skein_addr *a, const struct skein_addr *b)
 {
-	const struct skein_lb_revnat *vip;
-	struct flow_tuple t = {};
+	return a->addr[0] == b->addr[0] && a->addr[1] == b->addr[1] && a->addr[2] == b->addr[2] &&
+	       a->addr[3] == b->addr[3];
+}
 
-	key->cookie = bpf_get_socket_cookie(ctx);
-	vip = bpf_map_lookup_elem(&skein_revnat, key);
-	if (vip && cfg_lb_events) {
+/*
+ * The reverse translation (recvmsg, getpeername): key holds this socket's peer; fills *vip with the
+ * service it stands for and returns 1, or returns 0. A connected socket finds it in its own storage, an
+ * unconnected UDP socket in skein_revnat.
+ */
+static __always_inline int lb_reverse(struct bpf_sock_addr *ctx, struct skein_lb_revnat_key *key,
+				      struct skein_lb_revnat *vip, __u8 hook)
+{
+	const struct skein_lb_revnat *found = NULL;
+	struct flow_tuple t = {};
+	struct skein_lb_sock *s;
+
+	s = bpf_sk_storage_get(&skein_sock_revnat, ctx->sk, 0, 0);
+	if (s && s->backend_port == key->port && addr_eq(&s->backend, &key->addr)) {
+		vip->addr = s->vip;
+		vip->port = s->vip_port;
+	} else {
+		key->cookie = bpf_get_socket_cookie(ctx);
+		found = bpf_map_lookup_elem(&skein_revnat, key);
+		if (!found)
+			return 0;
+		*vip = *found;
+	}
+	if (cfg_lb_events) {
 		t.saddr = &vip->addr;
 		t.daddr = &key->addr;
 		t.orig_daddr = &key->addr;
 		t.sport = vip->port;
 		t.proto = (__u8)ctx->protocol;
-		flow_emit(&t, key->cookie, 0, hook, SKEIN_VERDICT_TRANSLATED, SKEIN_REASON_LB_REVERSE);
+		flow_emit(&t, bpf_get_socket_cookie(ctx), 0, hook, SKEIN_VERDICT_TRANSLATED,
+			  SKEIN_REASON_LB_REVERSE);
 	}
-	return vip;
+	return 1;
 }
 
 static __always_inline void lb_reverse4(struct bpf_sock_addr *ctx, __u8 hook)
 {
 	struct skein_lb_revnat_key key = {};
-	const struct skein_lb_revnat *vip;
+	struct skein_lb_revnat vip = {};
 
 	skein_addr_set_v4(&key.addr, ctx->user_ip4);
 	key.port = (__u16)ctx->user_port;
-	vip = lb_reverse(ctx, &key, hook);
-	if (vip && skein_addr_is_v4(&vip->addr)) {
-		ctx->user_ip4 = vip->addr.addr[3];
-		ctx->user_port = vip->port;
+	if (lb_reverse(ctx, &key, &vip, hook) && skein_addr_is_v4(&vip.addr)) {
+		ctx->user_ip4 = vip.addr.addr[3];
+		ctx->user_port = vip.port;
 	}
 }
 
 static __always_inline void lb_reverse6(struct bpf_sock_addr *ctx, __u8 hook)
 {
 	struct skein_lb_revnat_key key = {};
-	const struct skein_lb_revnat *vip;
+	struct skein_lb_revnat vip = {};
 
 	key.addr.addr[0] = ctx->user_ip6[0];
 	key.addr.addr[1] = ctx->user_ip6[1];
 	key.addr.addr[2] = ctx->user_ip6[2];
 	key.addr.addr[3] = ctx->user_ip6[3];
 	key.port = (__u16)ctx->user_port;
-	vip = lb_reverse(ctx, &key, hook);
-	if (vip) {
-		ctx->user_ip6[0] = vip->addr.addr[0];
-		ctx->user_ip6[1] = vip->addr.addr[1];
-		ctx->user_ip6[2] = vip->addr.addr[2];
-		ctx->user_ip6[3] = vip->addr.addr[3];
-		ctx->user_port = vip->port;
+	if (lb_reverse(ctx, &key, &vip, hook)) {
+		ctx->user_ip6[0] = vip.addr.addr[0];
+		ctx->user_ip6[1] = vip.addr.addr[1];
+		ctx->user_ip6[2] = vip.addr.addr[2];
+		ctx->user_ip6[3] = vip.addr.addr[3];
+		ctx->user_port = vip.port;
 	}
 }
 

@@ -8,11 +8,14 @@
  *   skein_members   (hash)      {slot set, backend id}          -> {slots it holds}   (affinity services only)
  *   skein_backends  (hash)      {backend id}                    -> {address, port}
  *   skein_affinity  (LRU hash)  {netns, client address, svc id} -> {backend id, last use}
- *   skein_revnat    (LRU hash)  {socket cookie, backend, port}  -> {VIP, port}
+ *   skein_sock_revnat (socket storage)  per connected socket   -> {backend, port, VIP, port}
+ *   skein_revnat    (LRU hash)  {socket cookie, backend, port}  -> {VIP, port}       (unconnected UDP)
  *
  * connect()/sendmsg() to a VIP picks a slot of the service's live slot set (random % count, or for
  * Maglev the flow hash % count), and rewrites the destination to that slot's backend; the translation is
- * remembered per socket in skein_revnat so that recvmsg() and getpeername() show the VIP again.
+ * remembered so that recvmsg() and getpeername() show the VIP again: for a connect(), in the socket's own
+ * storage (freed with the socket, so nothing accumulates and nothing is evicted while the socket lives);
+ * for an unconnected UDP sendmsg(), which may reach another backend with each datagram, in skein_revnat.
  *
  * Atomic backend updates (src/datapath/lbReconcile.ts): a slot set is written once, complete, under a
  * fresh id and never changed; the service value then flips to it in one map update, and the program reads
@@ -158,6 +161,17 @@ struct skein_lb_revnat_key {
 	__u32 pad1;
 };
 SKEIN_STATIC_ASSERT(sizeof(struct skein_lb_revnat_key) == 32, "skein_lb_revnat_key is 32 bytes");
+
+/* 40 bytes: a connected socket's translation, in its socket storage. */
+struct skein_lb_sock {
+	struct skein_addr backend;
+	__u16 backend_port; /* network byte order */
+	__u16 pad0;
+	struct skein_addr vip;
+	__u16 vip_port; /* network byte order */
+	__u16 pad1;
+};
+SKEIN_STATIC_ASSERT(sizeof(struct skein_lb_sock) == 40, "skein_lb_sock is 40 bytes");
 
 /* 20 bytes: the service address and port to show instead. */
 struct skein_lb_revnat {

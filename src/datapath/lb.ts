@@ -44,6 +44,11 @@ export interface LbOptions {
   lbEvents?: boolean;
   /** Emit a flow event for every IP packet the tc program sees. */
   tcEvents?: boolean;
+  /**
+   * Map sizes other than the header's defaults (a hash map's bucket array is sized by them, so a smaller
+   * map is also a denser one). A pinned map of another size is not reused: the load fails.
+   */
+  maxEntries?: Partial<Record<'services' | 'slots' | 'members' | 'backends' | 'affinity' | 'revnat', number>>;
 }
 
 export class LbDatapath {
@@ -83,6 +88,9 @@ export class LbDatapath {
     try {
       obj.setRodata(LbRodata.lbEvents.name, Buffer.of(options.lbEvents === true ? 1 : 0));
       obj.setRodata(LbRodata.tcEvents.name, Buffer.of(options.tcEvents === true ? 1 : 0));
+      for (const [map, n] of Object.entries(options.maxEntries ?? {})) {
+        if (n !== undefined) obj.setMaxEntries(LbMaps[map as keyof typeof LbMaps].name, n);
+      }
       obj.load();
       return new LbDatapath(obj);
     } catch (err) {

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Codec, StructLayout } from '../../src/datapath/codec.js';
 import { FlowEnums, FlowEventCodec } from '../../src/datapath/codecs/flow.js';
-import { LbEnums, LbMaps, LbRodata, LbStackStructs } from '../../src/datapath/codecs/lb.js';
+import { LbEnums, LbExtraStructs, LbMaps, LbRodata } from '../../src/datapath/codecs/lb.js';
 import { PolicyEnums, PolicyMaps, PolicyRodata } from '../../src/datapath/codecs/policy.js';
 import { bpftool, exec, LB_OBJECT, POLICY_OBJECT, support } from './helpers.js';
 
@@ -107,7 +107,7 @@ suite(`codecs match the BTF of dist/bpf/lb.bpf.o${reason}`, () => {
 
   const structCodecs: Codec<unknown>[] = [
     ...Object.values(LbMaps).flatMap((m) => [m.key as Codec<unknown>, m.value as Codec<unknown>]),
-    ...LbStackStructs.map((c) => c as Codec<unknown>),
+    ...LbExtraStructs.map((c) => c as Codec<unknown>),
     FlowEventCodec as Codec<unknown>,
   ].filter((c) => c.layout !== undefined);
 

@@ -71,7 +71,7 @@ describe('LB codecs', () => {
     expect(SlotKeyCodec.encode({ slotSet: 1, slot: 2 }).toString('hex')).toBe('0100000002000000');
     const aff = { netnsCookie: 0x1000n, address: '::', serviceId: 3 };
     expect(AffinityKeyCodec.encode(aff).toString('hex')).toBe(
-      '0010000000000000' + '00'.repeat(16) + '03000000' + '00000000',
+      `0010000000000000${'00'.repeat(16)}0300000000000000`,
     );
     expect(AffinityCodec.decode(AffinityCodec.encode({ backendId: 5, lastNs: 123n }))).toEqual({
       backendId: 5,
@@ -91,7 +91,14 @@ describe('LB codecs', () => {
     expect(() =>
       ServiceKeyCodec.encode({ address: '10.0.0.1', port: 80, protocol: 'SCTP' as 'TCP' }),
     ).toThrow('Cannot encode "SCTP": it is not one of TCP, UDP');
-    const svc = { slotSet: 0, count: 0, id: -1, affinityTimeoutSeconds: 0, algorithm: 'random', flags: 0 } as const;
+    const svc = {
+      slotSet: 0,
+      count: 0,
+      id: -1,
+      affinityTimeoutSeconds: 0,
+      algorithm: 'random',
+      flags: 0,
+    } as const;
     expect(() => ServiceCodec.encode(svc)).toThrow('Cannot encode -1 as a u32');
     expect(() => ServiceCodec.encode({ ...svc, id: 1, algorithm: 'ring' as 'random' })).toThrow(
       'Cannot encode "ring": it is not one of random, maglev',

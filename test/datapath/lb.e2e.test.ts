@@ -85,6 +85,9 @@ describeKernel(
         expect(n).toBeLessThanOrEqual(140);
       }
       for (const a of attempts) expect(a.peer).toEqual({ address: VIP, port: 80 });
+      // getpeername found the VIP in each socket's own storage: no TCP socket left an skein_revnat entry.
+      const tcpPorts = new Set(['a', 'b', 'c', 'd'].map((n) => w.ports[n]));
+      expect(w.lb.revnat.entries().filter(([k]) => tcpPorts.has(k.port))).toEqual([]);
     });
 
     it('reports each translation as a flow event naming the service and the backend', async () => {
@@ -148,6 +151,9 @@ describeKernel(
       expect(attempts.filter((a) => !a.ok)).toEqual([]);
       expect(Object.keys(tally(attempts)).sort()).toEqual(['udp-a', 'udp-b']);
       for (const a of attempts) expect(a.peer).toEqual({ address: VIP, port: 53 });
+      // Unconnected UDP: one skein_revnat entry per (socket, backend) the datagrams went to.
+      const udpPorts = new Set([w.ports['udp-a'], w.ports['udp-b']]);
+      expect(w.lb.revnat.entries().filter(([k]) => udpPorts.has(k.port))).toHaveLength(2);
       const events = flows?.consume() ?? [];
       expect(events.filter((e) => e.hook === 'sendmsg4' && e.verdict === 'translated')).toHaveLength(24);
       expect(events.filter((e) => e.hook === 'recvmsg4' && e.reason === 'lbReverse')).toHaveLength(24);

@@ -103,6 +103,14 @@ export interface LbFlow {
   bound: number;
 }
 
+/** skein_sock_revnat value (socket storage): a connected socket's backend and the service it stands for. */
+export interface SockRevNat {
+  backend: string;
+  backendPort: number;
+  vip: string;
+  vipPort: number;
+}
+
 /** skein_revnat key: a socket (its cookie) and the backend it was sent to. */
 export interface RevNatKey {
   cookie: bigint;
@@ -179,6 +187,15 @@ export const LbFlowCodec = struct<LbFlow>('LbFlow', 'skein_lb_flow')
   .pad('pad0', 2, 2)
   .build();
 
+export const SockRevNatCodec = struct<SockRevNat>('SockRevNat', 'skein_lb_sock')
+  .field('backend', 'backend', address)
+  .field('backendPort', 'backend_port', port)
+  .pad('pad0', 2, 2)
+  .field('vip', 'vip', address)
+  .field('vipPort', 'vip_port', port)
+  .pad('pad1', 2, 2)
+  .build();
+
 export const RevNatKeyCodec = struct<RevNatKey>('RevNatKey', 'skein_lb_revnat_key')
   .field('cookie', 'cookie', u64)
   .field('address', 'addr', address)
@@ -203,8 +220,12 @@ export const LbMaps = {
   revnat: { name: 'skein_revnat', key: RevNatKeyCodec, value: RevNatCodec },
 } as const;
 
-/** Structs that live only on the stack (in the object's BTF through its anchors), with their codecs. */
-export const LbStackStructs = [LbFlowCodec] as const;
+/**
+ * Structs not opened through LbMaps, with their codecs (checked against BTF like the others): the Maglev
+ * hash input, which lives only on the stack, and the socket-storage value of skein_sock_revnat (socket
+ * storage is read through sockets, not keys, so there is no TypedMap for it).
+ */
+export const LbExtraStructs = [LbFlowCodec, SockRevNatCodec] as const;
 
 /** The `const volatile` configuration of bpf/lb.bpf.c, with each variable's size in bytes. */
 export const LbRodata = {
