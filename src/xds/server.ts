@@ -1,4 +1,4 @@
-import { lstat, mkdir, unlink } from 'node:fs/promises';
+import { lstat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 import {
@@ -10,6 +10,7 @@ import {
   type ServerDuplexStream,
 } from '@grpc/grpc-js';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { ensureDirectory } from '../ensureDirectory.js';
 import type { Logger } from '../log.js';
 import type { SnapshotCache } from './cache.js';
 import { XdsError, XdsErrorCode } from './errors.js';
@@ -371,11 +372,15 @@ export function parseAddress(address: string): ParsedAddress {
  */
 async function prepareSocketPath(p: string): Promise<void> {
   const st = await lstat(p).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') return undefined;
-    throw e;
+    // ENOTDIR: something on the way is a file; ensureDirectory below says which.
+    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return undefined;
+    throw new XdsError(XdsErrorCode.ListenFailed, `Cannot listen on ${p}: ${e.message}`);
   });
   if (st === undefined) {
-    await mkdir(path.dirname(p), { recursive: true });
+    const problem = await ensureDirectory(path.dirname(p));
+    if (problem !== undefined) {
+      throw new XdsError(XdsErrorCode.ListenFailed, `Cannot listen on ${p}: ${problem}`);
+    }
     return;
   }
   if (!st.isSocket()) {

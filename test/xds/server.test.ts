@@ -248,6 +248,29 @@ describe('listen', () => {
     }
   });
 
+  it('makes a missing socket directory, and fails promptly where none can be made (under /proc, under a file)', async () => {
+    const s = server();
+    try {
+      const nested = path.join(dir, 'a', 'b', 'x.sock');
+      await s.listen(`unix://${nested}`);
+      expect(existsSync(nested)).toBe(true);
+      const file = path.join(dir, 'not-a-dir');
+      writeFileSync(file, '');
+      const t0 = Date.now();
+      await expect(s.listen('unix:///proc/skein-nope/x.sock')).rejects.toMatchObject({
+        code: 'SKEIN_XDS_LISTEN_FAILED',
+        message: expect.stringContaining('/proc/skein-nope'),
+      });
+      await expect(s.listen(`unix://${file}/x.sock`)).rejects.toMatchObject({
+        code: 'SKEIN_XDS_LISTEN_FAILED',
+        message: expect.stringContaining(`${file} is not a directory`),
+      });
+      expect(Date.now() - t0).toBeLessThan(5000);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('listens on loopback TCP with port 0 and returns the bound address', async () => {
     const cache = new SnapshotCache();
     cache.setSnapshot('default', snap1);
