@@ -8,6 +8,7 @@
 //
 // Plain Node ESM with only node:* imports: it runs before `npm run build` and must not depend on it.
 
+import { benchStep } from './setup/bench.mjs';
 import { bpfStep } from './setup/bpf.mjs';
 import { PREFIX, SetupError } from './setup/common.mjs';
 import { envoyStep } from './setup/envoy.mjs';
@@ -18,7 +19,7 @@ import { kubeStep } from './setup/kube.mjs';
  * `run` prints what it does, returns when done, and throws a SetupError with a message for the user when
  * it cannot finish.
  */
-const steps = [envoyStep, kubeStep, bpfStep];
+const steps = [envoyStep, kubeStep, bpfStep, benchStep];
 
 async function main(argv) {
   if (argv.includes('-h') || argv.includes('--help')) {

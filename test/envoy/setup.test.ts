@@ -57,10 +57,11 @@ describe('scripts/setup.mjs', () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
     const lines = r.stdout.trim().split('\n');
-    expect(lines).toHaveLength(3);
+    expect(lines).toHaveLength(4);
     expect(lines[0]).toMatch(/Envoy .*(already installed|ENVOY_BIN is set)/);
     expect(lines[1]).toMatch(/Kubernetes test binaries already built/);
     expect(lines[2]).toMatch(/eBPF datapath (up to date|skipping)|skipping the eBPF datapath/);
+    expect(lines[3]).toMatch(/fortio .* already built/);
     expect(r.stdout).not.toMatch(/installing|building|: built /);
   });
 
