@@ -116,6 +116,42 @@ Napi::Value SynchronizeRcu(const Napi::CallbackInfo &info) {
   return promise;
 }
 
+// detachTc(ifindex, direction, { handle?, priority?, netns? }) -> true if a filter was there.
+Napi::Value DetachTc(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  TcTarget t = TcTargetArgs(info, 0);
+  int err;
+  {
+    NetnsGuard in(env, t.netns);
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = t.ifindex,
+                .attach_point = t.ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = t.handle, .priority = t.priority);
+    err = bpf_tc_detach(&hook, &opts);
+  }
+  if (err == -ENOENT || err == -ENODEV || err == -EINVAL) return Napi::Boolean::New(env, false);
+  if (err != 0) ThrowErrno(env, kAttachFailed, "cannot detach the tc filter on ifindex " + std::to_string(t.ifindex), err);
+  return Napi::Boolean::New(env, true);
+}
+
+// queryTc(ifindex, direction, { handle?, priority?, netns? }) -> the attached program's id, 0 if none.
+Napi::Value QueryTc(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  TcTarget t = TcTargetArgs(info, 0);
+  int err;
+  uint32_t id = 0;
+  {
+    NetnsGuard in(env, t.netns);
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = t.ifindex,
+                .attach_point = t.ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = t.handle, .priority = t.priority);
+    err = bpf_tc_query(&hook, &opts);
+    id = opts.prog_id;
+  }
+  if (err == -ENOENT || err == -ENODEV || err == -EINVAL) return Napi::Number::New(env, 0);
+  if (err != 0) ThrowErrno(env, kAttachFailed, "cannot query the tc filter on ifindex " + std::to_string(t.ifindex), err);
+  return Napi::Number::New(env, id);
+}
+
 Napi::Value LibbpfVersion(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), libbpf_version_string());
 }
@@ -136,6 +172,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("unpin", Napi::Function::New<Unpin>(env, "unpin"));
   exports.Set("isBpffs", Napi::Function::New<IsBpffs>(env, "isBpffs"));
   exports.Set("libbpfVersion", Napi::Function::New<LibbpfVersion>(env, "libbpfVersion"));
+  exports.Set("detachTc", Napi::Function::New<DetachTc>(env, "detachTc"));
+  exports.Set("queryTc", Napi::Function::New<QueryTc>(env, "queryTc"));
   exports.Set("synchronizeRcu", Napi::Function::New<SynchronizeRcu>(env, "synchronizeRcu"));
   return exports;
 }

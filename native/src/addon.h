@@ -84,6 +84,19 @@ std::string AttachTypeName(enum bpf_attach_type t);
 std::string ProgTypeName(enum bpf_prog_type t);
 std::string MapTypeName(enum bpf_map_type t);
 
+// Legacy tc (a clsact qdisc and a direct-action bpf filter) for kernels without tcx. A filter is named
+// by interface, direction, handle and priority; there is no link to pin, the filter stays on the
+// interface until detached.
+struct TcTarget {
+  int ifindex = 0;
+  bool ingress = true;
+  uint32_t handle = 1;
+  uint32_t priority = 1;
+  std::string netns;  // empty: this thread's namespace
+};
+// (ifindex, "ingress" | "egress", { handle?, priority?, netns? }) starting at argument i.
+TcTarget TcTargetArgs(const Napi::CallbackInfo &info, size_t i);
+
 // The handle classes. Each is created from C++ with an fd it takes ownership of.
 class MapHandle : public Napi::ObjectWrap<MapHandle> {
  public:
@@ -128,6 +141,7 @@ class ProgramHandle : public Napi::ObjectWrap<ProgramHandle> {
   Napi::Value AttachCgroup(const Napi::CallbackInfo &info);
   Napi::Value AttachTcx(const Napi::CallbackInfo &info);
   Napi::Value AttachTracing(const Napi::CallbackInfo &info);
+  Napi::Value AttachTc(const Napi::CallbackInfo &info);
   Napi::Value AttachRawTracepoint(const Napi::CallbackInfo &info);
   Napi::Value TestRun(const Napi::CallbackInfo &info);
   Napi::Value Pin(const Napi::CallbackInfo &info);

@@ -273,6 +273,7 @@ Napi::Function ProgramHandle::Init(Napi::Env env) {
                          InstanceMethod<&ProgramHandle::AttachCgroup>("attachCgroup"),
                          InstanceMethod<&ProgramHandle::AttachTcx>("attachTcx"),
                          InstanceMethod<&ProgramHandle::AttachTracing>("attachTracing"),
+                         InstanceMethod<&ProgramHandle::AttachTc>("attachTc"),
                          InstanceMethod<&ProgramHandle::AttachRawTracepoint>("attachRawTracepoint"),
                          InstanceMethod<&ProgramHandle::TestRun>("testRun"),
                          InstanceMethod<&ProgramHandle::Pin>("pin"),
@@ -373,6 +374,63 @@ Napi::Value ProgramHandle::AttachTcx(const Napi::CallbackInfo &info) {
   }
   if (link < 0) ThrowErrno(env, kAttachFailed, "cannot attach " + what, err);
   return LinkHandle::NewFromFd(env, link, what);
+}
+
+TcTarget TcTargetArgs(const Napi::CallbackInfo &info, size_t i) {
+  Napi::Env env = info.Env();
+  TcTarget t;
+  uint32_t ifindex = Uint32Arg(info, i, "ifindex");
+  if (ifindex == 0 || ifindex > 0x7fffffff) Throw(env, kInvalidArgument, "ifindex must be in 1..2^31-1");
+  t.ifindex = static_cast<int>(ifindex);
+  std::string dir = StringArg(info, i + 1, "direction");
+  if (dir != "ingress" && dir != "egress") Throw(env, kInvalidArgument, "direction must be ingress or egress");
+  t.ingress = dir == "ingress";
+  if (!IsMissing(info, i + 2)) {
+    if (!info[i + 2].IsObject()) Throw(env, kInvalidArgument, "tc options must be an object");
+    Napi::Object o = info[i + 2].As<Napi::Object>();
+    auto num = [&](const char *key, uint32_t *out, uint32_t max) {
+      Napi::Value v = o.Get(key);
+      if (v.IsUndefined()) return;
+      double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+      if (!(d >= 1 && d <= max) || d != static_cast<double>(static_cast<uint32_t>(d))) {
+        Throw(env, kInvalidArgument, std::string("tc option ") + key + " must be an integer in 1.." + std::to_string(max));
+      }
+      *out = static_cast<uint32_t>(d);
+    };
+    num("handle", &t.handle, 0xffffffffu);
+    num("priority", &t.priority, 0xffffu);
+    Napi::Value ns = o.Get("netns");
+    if (!ns.IsUndefined()) {
+      if (!ns.IsString()) Throw(env, kInvalidArgument, "tc option netns must be a string");
+      t.netns = ns.As<Napi::String>().Utf8Value();
+    }
+  }
+  return t;
+}
+
+// attachTc(ifindex, direction, { handle?, priority?, netns? }): a direct-action filter on the interface's
+// clsact qdisc (made if missing, never removed: another program may use it), replacing the filter of that
+// handle and priority atomically. For kernels before tcx (6.6).
+Napi::Value ProgramHandle::AttachTc(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = Fd(env, "attach");
+  TcTarget t = TcTargetArgs(info, 0);
+  std::string what = "program " + name_ + " (tc " + (t.ingress ? "ingress" : "egress") + ") on ifindex " +
+                     std::to_string(t.ifindex) + (t.netns.empty() ? "" : " of " + t.netns);
+  int err;
+  {
+    NetnsGuard in(env, t.netns);
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = t.ifindex,
+                .attach_point = t.ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+    err = bpf_tc_hook_create(&hook);
+    if (err == 0 || err == -EEXIST) {
+      LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = fd, .flags = BPF_TC_F_REPLACE, .handle = t.handle,
+                  .priority = t.priority);
+      err = bpf_tc_attach(&hook, &opts);
+    }
+  }
+  if (err != 0) ThrowErrno(env, kAttachFailed, "cannot attach " + what, err);
+  return env.Undefined();
 }
 
 // attachTracing() -> Link: a tracing program (fentry/fexit) at the kernel function its section names.

@@ -121,11 +121,20 @@ export interface NativeProgram {
   attachTcx(ifindex: number, direction: 'ingress' | 'egress', netnsPath?: string): NativeLink;
   /** fentry/fexit programs, at the kernel function their section names. */
   attachTracing(): NativeLink;
+  /** Legacy tc (no tcx): a direct-action filter on the clsact qdisc, replacing the one of that handle/priority. */
+  attachTc(ifindex: number, direction: 'ingress' | 'egress', options?: NativeTcOptions): void;
   /** raw_tp programs, at the named kernel tracepoint (`sys_enter`). */
   attachRawTracepoint(tracepoint: string): NativeLink;
   testRun(options: NativeTestRunOptions): NativeTestRunResult;
   pin(path: string): void;
   close(): void;
+}
+
+/** Which legacy tc filter: handle and priority (default 1 and 1), in a network namespace (a path). */
+export interface NativeTcOptions {
+  handle?: number;
+  priority?: number;
+  netns?: string;
 }
 
 export interface NativeObject {
@@ -155,6 +164,10 @@ export interface NativeAddon {
   unpin(path: string): boolean;
   isBpffs(path: string): boolean;
   libbpfVersion(): string;
+  /** Removes a legacy tc filter; false if there was none (or no such interface). */
+  detachTc(ifindex: number, direction: 'ingress' | 'egress', options?: NativeTcOptions): boolean;
+  /** The id of the program a legacy tc filter runs, 0 if none. */
+  queryTc(ifindex: number, direction: 'ingress' | 'egress', options?: NativeTcOptions): number;
   /** Resolves after an RCU grace period (membarrier MEMBARRIER_CMD_GLOBAL), on a worker thread. */
   synchronizeRcu(): Promise<void>;
 }

@@ -21,6 +21,7 @@ import {
   type NativeProgramSpec,
   type NativeRingBuffer,
   type NativeRodataVar,
+  type NativeTcOptions,
 } from './addon.js';
 import type { Codec } from './codec.js';
 import { DatapathError, DatapathErrorCode, fromNative, native } from './errors.js';
@@ -200,6 +201,15 @@ export class BpfProgram {
     );
   }
 
+  /**
+   * Attaches a tc program the legacy way (kernels without tcx): a direct-action filter on the interface's
+   * clsact qdisc, replacing the filter of the same handle and priority atomically. It stays until
+   * detachTc(); there is no link.
+   */
+  attachTc(ifindex: number, direction: 'ingress' | 'egress', options: NativeTcOptions = {}): void {
+    native(() => this.prog.attachTc(ifindex, direction, options));
+  }
+
   /** Attaches an fentry/fexit program at the kernel function its section names. */
   attachTracing(): BpfLink {
     return new BpfLink(native(() => this.prog.attachTracing()));
@@ -323,6 +333,18 @@ export async function waitForBpfReaders(): Promise<void> {
   await native(() => addon.synchronizeRcu()).catch((err: unknown) => {
     throw fromNative(err);
   });
+}
+
+/** Removes a legacy tc filter (see BpfProgram.attachTc); false if there was none. */
+export function detachTc(ifindex: number, direction: 'ingress' | 'egress', options: NativeTcOptions = {}): boolean {
+  const addon = loadAddon();
+  return native(() => addon.detachTc(ifindex, direction, options));
+}
+
+/** The id of the program a legacy tc filter runs, 0 if there is none. */
+export function queryTc(ifindex: number, direction: 'ingress' | 'egress', options: NativeTcOptions = {}): number {
+  const addon = loadAddon();
+  return native(() => addon.queryTc(ifindex, direction, options));
 }
 
 /** Removes a pin (only on bpffs); false if there was none. The last pin of an unused link detaches it. */

@@ -20,8 +20,11 @@ import {
   type BpfLink,
   BpfObject,
   type BpfProgram,
+  detachTc,
   ensurePinDir,
   openPinnedLink,
+  openPinnedMap,
+  queryTc,
   type RingBuffer,
   unpin,
 } from './bpfObject.js';
@@ -65,12 +68,23 @@ export interface PolicyDatapathOptions {
   readonly flowEvents?: FlowEventLevel;
   /** Connection tracking timeouts in seconds. */
   readonly ctTimeouts?: { readonly tcp?: number; readonly other?: number; readonly closing?: number };
+  /**
+   * tcx links (Linux 6.6+, pinned, chained beside other programs), legacy tc filters, or 'auto' (default):
+   * tcx, and legacy tc when the kernel refuses tcx.
+   */
+  readonly attachMode?: 'auto' | 'tcx' | 'tc';
   /** skb->mark bits for the proxy: mask, set on redirected packets, set by the proxy on its upstreams. */
   readonly marks?: { readonly mask?: number; readonly toProxy?: number; readonly fromProxy?: number };
 }
 
 /** The default marks (rodata defaults of bpf/policy.bpf.c). */
 export const DEFAULT_MARKS = { mask: 0x0000_f000, toProxy: 0x0000_a000, fromProxy: 0x0000_b000 } as const;
+
+/** The legacy tc filter the family owns on each interface (a handle and priority unlikely to be a CNI's). */
+export const POLICY_TC_FILTER = { handle: 0x5e1, priority: 1000 } as const;
+
+/** Errnos of a kernel without tcx: EINVAL (unknown attach type), EOPNOTSUPP, ENOTSUPP. */
+const NO_TCX = new Set([22, 95, 524]);
 
 /** The directory (under the pin root) where the family pins its links, one per interface and program. */
 export const POLICY_LINK_DIR = 'skein_policy_links';
@@ -119,6 +133,7 @@ export class PolicyDatapath {
   readonly fromEndpoint: BpfProgram;
   readonly toEndpoint: BpfProgram;
   private readonly linkDir: string;
+  private mode: 'tcx' | 'tc' | undefined;
   private readonly mirrors: {
     endpoints: Mirror<number, Endpoint>;
     ipcache: Mirror<IpCacheKey, IpCacheEntry>;
@@ -160,6 +175,7 @@ export class PolicyDatapath {
       throw err;
     }
     this.linkDir = path.join(obj.pinRoot, POLICY_LINK_DIR);
+    if (options.attachMode === 'tc' || options.attachMode === 'tcx') this.mode = options.attachMode;
   }
 
   /** Opens, configures and loads the family; pinned maps under the pin root are reused, entries and all. */
@@ -202,6 +218,7 @@ export class PolicyDatapath {
     const errors = validatePolicy(ir);
     if (errors.length > 0) throw new PolicyReconcileError(errors);
     const plan = planPolicy(ir, ifindexes);
+    const before = [...this.mirrors.endpoints.values()].map((e) => e.key);
     const wanted = {
       endpoints: encodeEntries(plan.endpoints, PolicyMaps.endpoints.key, PolicyMaps.endpoints.value),
       ipcache: encodeEntries(plan.ipcache, PolicyMaps.ipcache.key, PolicyMaps.ipcache.value),
@@ -224,7 +241,7 @@ export class PolicyDatapath {
     remove(this.policy, this.mirrors.policy, d.policy.deletes);
     remove(this.cidrs, this.mirrors.cidrs, d.cidrs.deletes);
     remove(this.ipcache, this.mirrors.ipcache, d.ipcache.deletes);
-    const links = this.syncLinks(plan);
+    const links = this.syncLinks(plan, before);
     return {
       written: {
         endpoints: d.endpoints.upserts.length,
@@ -248,48 +265,98 @@ export class PolicyDatapath {
     return path.join(this.linkDir, `${program}_${ifindex}`);
   }
 
-  private syncLinks(plan: PolicyPlan): { attached: number; updated: number; detached: number } {
-    ensurePinDir(this.linkDir);
-    let attached = 0;
-    let updated = 0;
-    let detached = 0;
+  /** How the programs are attached: tcx links (pinned), or legacy tc filters where the kernel has no tcx. */
+  get attachMode(): 'tcx' | 'tc' | undefined {
+    return this.mode;
+  }
+
+  private syncLinks(
+    plan: PolicyPlan,
+    before: readonly number[],
+  ): { attached: number; updated: number; detached: number } {
+    const counts = { attached: 0, updated: 0, detached: 0 };
     const wanted = new Set<string>();
     for (const ifindex of plan.interfaces.keys()) {
       for (const [prog, spec] of [
         [this.fromEndpoint, PolicyPrograms.fromEndpoint],
         [this.toEndpoint, PolicyPrograms.toEndpoint],
       ] as const) {
-        const pin = this.linkPin(ifindex, spec.name);
-        wanted.add(path.basename(pin));
-        const existing = tryOpenLink(pin);
-        if (existing !== undefined) {
-          try {
-            if (existing.info().programId === prog.info().id) continue;
-            existing.update(prog);
-            updated++;
-            continue;
-          } catch {
-            // A link whose interface went away cannot be updated: replace it.
-            unpin(pin);
-          } finally {
-            existing.close();
-          }
-        }
-        const link = prog.attachTcx(ifindex, spec.attach, this.options.netns);
-        try {
-          link.pin(pin);
-        } finally {
-          link.close();
-        }
-        attached++;
+        wanted.add(path.basename(this.linkPin(ifindex, spec.name)));
+        if (this.mode !== 'tc' && this.attachTcxLink(ifindex, prog, spec, counts)) continue;
+        // Legacy tc: the filter of our handle and priority is replaced in place, atomically.
+        const id = queryTc(ifindex, spec.attach, this.tcOptions());
+        if (id === prog.info().id) continue;
+        prog.attachTc(ifindex, spec.attach, this.tcOptions());
+        if (id === 0) counts.attached++;
+        else counts.updated++;
+      }
+    }
+    if (this.mode === 'tc') {
+      for (const ifindex of before) {
+        if (plan.interfaces.has(ifindex)) continue;
+        for (const spec of Object.values(PolicyPrograms)) detachTc(ifindex, spec.attach, this.tcOptions());
+        counts.detached += 2;
       }
     }
     for (const name of pinnedLinks(this.linkDir)) {
       if (wanted.has(name)) continue;
       detachPinned(path.join(this.linkDir, name));
-      detached++;
+      counts.detached++;
     }
-    return { attached, updated, detached };
+    return counts;
+  }
+
+  private tcOptions(): { handle: number; priority: number; netns?: string } {
+    return {
+      ...POLICY_TC_FILTER,
+      ...(this.options.netns === undefined ? {} : { netns: this.options.netns }),
+    };
+  }
+
+  /**
+   * The tcx way: keeps (or swaps the program of) the pinned link, or attaches and pins one. False when
+   * the kernel has no tcx and the mode allows falling back to legacy tc (the mode then stays 'tc').
+   */
+  private attachTcxLink(
+    ifindex: number,
+    prog: BpfProgram,
+    spec: (typeof PolicyPrograms)[keyof typeof PolicyPrograms],
+    counts: { attached: number; updated: number },
+  ): boolean {
+    ensurePinDir(this.linkDir);
+    const pin = this.linkPin(ifindex, spec.name);
+    const existing = tryOpenLink(pin);
+    if (existing !== undefined) {
+      try {
+        if (existing.info().programId !== prog.info().id) {
+          existing.update(prog);
+          counts.updated++;
+        }
+        return true;
+      } catch {
+        // A link whose interface went away cannot be updated: replace it.
+        unpin(pin);
+      } finally {
+        existing.close();
+      }
+    }
+    let link: BpfLink;
+    try {
+      link = prog.attachTcx(ifindex, spec.attach, this.options.netns);
+    } catch (err) {
+      const noTcx = err instanceof DatapathError && err.errno !== undefined && NO_TCX.has(err.errno);
+      if (!noTcx || this.mode === 'tcx' || this.options.attachMode === 'tcx') throw err;
+      this.mode = 'tc';
+      return false;
+    }
+    this.mode = 'tcx';
+    try {
+      link.pin(pin);
+    } finally {
+      link.close();
+    }
+    counts.attached++;
+    return true;
   }
 
   /** The flow events of every family (the ring buffer is shared, pinned by name). */
@@ -332,11 +399,26 @@ export interface CleanupResult {
  * Removes everything the policy family made under the pin root: detaches and unpins its links, unpins its
  * maps (and, with `includeShared`, the skein_flows ring buffer every family shares). Safe to run twice.
  */
-export function cleanupPolicy(options: { pinRoot?: string; includeShared?: boolean } = {}): CleanupResult {
+export function cleanupPolicy(
+  options: { pinRoot?: string; netns?: string; includeShared?: boolean } = {},
+): CleanupResult {
   const root = options.pinRoot ?? '/sys/fs/bpf/skein';
   if (!existsSync(root)) return { detached: 0, unpinned: [] };
   const linkDir = path.join(root, POLICY_LINK_DIR);
   let detached = 0;
+  // Legacy tc filters have no pin: the endpoints map names the interfaces they can be on.
+  const endpointsPin = path.join(root, PolicyMaps.endpoints.name);
+  if (existsSync(endpointsPin)) {
+    const endpoints = openPinnedMap(endpointsPin, PolicyMaps.endpoints.key, PolicyMaps.endpoints.value);
+    try {
+      const tc = { ...POLICY_TC_FILTER, ...(options.netns === undefined ? {} : { netns: options.netns }) };
+      for (const ifindex of endpoints.keys()) {
+        for (const spec of Object.values(PolicyPrograms)) if (detachTc(ifindex, spec.attach, tc)) detached++;
+      }
+    } finally {
+      endpoints.close();
+    }
+  }
   for (const name of pinnedLinks(linkDir)) {
     detachPinned(path.join(linkDir, name));
     detached++;
