@@ -336,13 +336,21 @@ export async function waitForBpfReaders(): Promise<void> {
 }
 
 /** Removes a legacy tc filter (see BpfProgram.attachTc); false if there was none. */
-export function detachTc(ifindex: number, direction: 'ingress' | 'egress', options: NativeTcOptions = {}): boolean {
+export function detachTc(
+  ifindex: number,
+  direction: 'ingress' | 'egress',
+  options: NativeTcOptions = {},
+): boolean {
   const addon = loadAddon();
   return native(() => addon.detachTc(ifindex, direction, options));
 }
 
 /** The id of the program a legacy tc filter runs, 0 if there is none. */
-export function queryTc(ifindex: number, direction: 'ingress' | 'egress', options: NativeTcOptions = {}): number {
+export function queryTc(
+  ifindex: number,
+  direction: 'ingress' | 'egress',
+  options: NativeTcOptions = {},
+): number {
   const addon = loadAddon();
   return native(() => addon.queryTc(ifindex, direction, options));
 }
