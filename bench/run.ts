@@ -25,6 +25,7 @@ export const benches: Record<string, () => Promise<Bench>> = {
   'service-lb': async () => (await import('./service-lb.js')).bench,
   'xds-fanout': async () => (await import('./xds-fanout.js')).bench,
   'kube-route-edit': async () => (await import('./kube-route-edit.js')).bench,
+  'policy-datapath': async () => (await import('./policy-datapath.js')).bench,
 };
 
 async function main(argv: string[]): Promise<number> {
