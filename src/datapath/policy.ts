@@ -7,7 +7,8 @@
  * - reconcile(ir, ifindexes) writes only what changed (src/datapath/mapDiff.ts), in an order that never
  *   enforces a direction before its rules are there, then attaches the two programs to each endpoint's
  *   interface with tcx, pinning each link: an existing pinned link is switched to this process's program
- *   atomically (BPF_LINK_UPDATE), so a restart never leaves an interface without a program.
+ *   atomically (BPF_LINK_UPDATE), so a restart never leaves an interface without a program. Without tcx
+ *   (Linux < 6.6) they are legacy tc filters of our handle and priority, replaced in place.
  * - cleanupPolicy() detaches and unpins everything the family made.
  */
 
