@@ -159,15 +159,21 @@ static __always_inline __u32 rotl32(__u32 x, int r)
 	return (x << r) | (x >> (32 - r));
 }
 
-/* MurmurHash3 x86_32 over n 32-bit words (as loaded: host byte order). */
-static __always_inline __u32 murmur3_words(const __u32 *w, int n, __u32 seed)
+/*
+ * MurmurHash3 x86_32 over n 32-bit words of `data` (as loaded: host byte order). Each word is copied out
+ * with memcpy: the structs hashed are written through narrower fields, and reading them through a
+ * __u32 pointer would break strict aliasing (the compiler may then hash stale stack bytes).
+ */
+static __always_inline __u32 murmur3_words(const void *data, int n, __u32 seed)
 {
 	__u32 h = seed;
 
 #pragma unroll
 	for (int i = 0; i < n; i++) {
-		__u32 k = w[i] * 0xcc9e2d51;
+		__u32 k;
 
+		__builtin_memcpy(&k, (const char *)data + 4 * i, sizeof(k));
+		k *= 0xcc9e2d51;
 		k = rotl32(k, 15) * 0x1b873593;
 		h ^= k;
 		h = rotl32(h, 13) * 5 + 0xe6546b64;
@@ -224,7 +230,7 @@ static __always_inline __u32 lb_flow_hash(const struct lb_client *c, const struc
 	f.vport = key->port;
 	f.sport = c->sport;
 	f.proto = key->proto;
-	return murmur3_words((const __u32 *)&f, sizeof(f) / 4, SKEIN_LB_HASH_SEED);
+	return murmur3_words(&f, sizeof(f) / 4, SKEIN_LB_HASH_SEED);
 }
 
 /*
@@ -251,6 +257,60 @@ static __always_inline const struct skein_lb_backend *lb_affine(const struct ske
 	return be;
 }
 
+/* A service value as one read of it saw it (see lb_read_service). */
+struct svc_view {
+	__u32 slot_set;
+	__u32 count;
+	__u32 id;
+	__u32 affinity_timeout_s;
+	__u8 algorithm;
+	__u8 flags;
+	__u32 inline_slots[SKEIN_LB_INLINE_SLOTS];
+};
+
+union svc_word {
+	__u64 word;
+	struct {
+		__u32 slot_set;
+		__u16 count;
+		__u16 tag;
+	};
+};
+
+/*
+ * Reads the service of `key` into *v: 1, 0 if there is none, -1 if its element kept changing under the
+ * read. The (slot_set, count, tag) word is one load, so its three parts come from one update; a word whose
+ * tag is not the key's, or that changed while the rest was copied, belongs to a recycled element (another
+ * key's value now): look the key up again.
+ */
+static __always_inline int lb_read_service(const struct skein_lb_svc_key *key, struct svc_view *v)
+{
+	__u16 tag = (__u16)murmur3_words(key, sizeof(*key) / 4, SKEIN_LB_TAG_SEED);
+	const struct skein_lb_svc *svc;
+	union svc_word w, again;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		svc = bpf_map_lookup_elem(&skein_services, key);
+		if (!svc)
+			return 0;
+		w.word = *(volatile const __u64 *)svc;
+		if (w.tag != tag)
+			continue;
+		v->slot_set = w.slot_set;
+		v->count = w.count;
+		v->id = svc->id;
+		v->affinity_timeout_s = svc->affinity_timeout_s;
+		v->algorithm = svc->algorithm;
+		v->flags = svc->flags;
+		if (v->flags & SKEIN_LB_SVC_FLAG_INLINE)
+			__builtin_memcpy(v->inline_slots, (const void *)svc->inline_slots, sizeof(v->inline_slots));
+		again.word = *(volatile const __u64 *)svc;
+		if (again.word == w.word)
+			return 1;
+	}
+	return -1;
+}
+
 /*
  * Looks the destination up as a service and picks a backend. Returns SKEIN_REASON_NONE for a destination
  * that is not a service, SKEIN_REASON_LB_BACKEND with *out set, or why no backend could be used.
@@ -261,52 +321,49 @@ static __always_inline __u8 lb_pick(struct bpf_sock_addr *ctx, const struct skei
 	struct skein_lb_affinity_key akey = {};
 	struct skein_lb_slot_key slot_key = {};
 	struct lb_client client = {};
-	struct skein_lb_svc *svc;
+	struct svc_view v = {};
 	struct skein_lb_slot *slot;
-	union {
-		__u64 word;
-		struct {
-			__u32 slot_set;
-			__u32 count;
-		};
-	} live;
 	__u64 now = 0, timeout_ns = 0;
-	__u8 flags, algorithm;
+	__u32 backend_id;
+	int found;
 
-	svc = bpf_map_lookup_elem(&skein_services, key);
-	if (!svc)
+	found = lb_read_service(key, &v);
+	if (found == 0)
 		return SKEIN_REASON_NONE;
-	/* One load: the slot set and its count always come from the same update. */
-	live.word = *(volatile const __u64 *)&svc->slot_set;
-	if (live.count == 0)
+	if (found < 0)
+		return SKEIN_REASON_LB_SLOT_MISSING;
+	if (v.count == 0)
 		return SKEIN_REASON_LB_NO_BACKENDS;
-	flags = svc->flags;
-	algorithm = svc->algorithm;
-	if ((flags & SKEIN_LB_SVC_FLAG_AFFINITY) || algorithm == SKEIN_LB_ALGORITHM_MAGLEV)
+	if ((v.flags & SKEIN_LB_SVC_FLAG_AFFINITY) || v.algorithm == SKEIN_LB_ALGORITHM_MAGLEV)
 		lb_client(ctx, ipv4, &client);
-	if (flags & SKEIN_LB_SVC_FLAG_AFFINITY) {
+	if (v.flags & SKEIN_LB_SVC_FLAG_AFFINITY) {
 		akey.netns_cookie = client.netns;
 		akey.addr = client.addr;
-		akey.svc_id = svc->id;
+		akey.svc_id = v.id;
 		now = bpf_ktime_get_ns();
-		timeout_ns = (__u64)svc->affinity_timeout_s * 1000000000ULL;
-		*out = lb_affine(&akey, live.slot_set, timeout_ns, now);
+		timeout_ns = (__u64)v.affinity_timeout_s * 1000000000ULL;
+		*out = lb_affine(&akey, v.slot_set, timeout_ns, now);
 		if (*out)
 			return SKEIN_REASON_LB_BACKEND;
 	}
-	slot_key.slot_set = live.slot_set;
-	if (algorithm == SKEIN_LB_ALGORITHM_MAGLEV)
-		slot_key.slot = lb_flow_hash(&client, key) % live.count;
+	if (v.algorithm == SKEIN_LB_ALGORITHM_MAGLEV)
+		slot_key.slot = lb_flow_hash(&client, key) % v.count;
 	else
-		slot_key.slot = bpf_get_prandom_u32() % live.count;
-	slot = bpf_map_lookup_elem(&skein_slots, &slot_key);
-	if (!slot)
-		return SKEIN_REASON_LB_SLOT_MISSING;
-	*out = bpf_map_lookup_elem(&skein_backends, &slot->backend_id);
+		slot_key.slot = bpf_get_prandom_u32() % v.count;
+	if (v.flags & SKEIN_LB_SVC_FLAG_INLINE) {
+		backend_id = v.inline_slots[slot_key.slot & (SKEIN_LB_INLINE_SLOTS - 1)];
+	} else {
+		slot_key.slot_set = v.slot_set;
+		slot = bpf_map_lookup_elem(&skein_slots, &slot_key);
+		if (!slot)
+			return SKEIN_REASON_LB_SLOT_MISSING;
+		backend_id = slot->backend_id;
+	}
+	*out = bpf_map_lookup_elem(&skein_backends, &backend_id);
 	if (!*out)
 		return SKEIN_REASON_LB_BACKEND_MISSING;
-	if (flags & SKEIN_LB_SVC_FLAG_AFFINITY) {
-		struct skein_lb_affinity val = { .backend_id = slot->backend_id, .last_ns = now };
+	if (v.flags & SKEIN_LB_SVC_FLAG_AFFINITY) {
+		struct skein_lb_affinity val = { .backend_id = backend_id, .last_ns = now };
 
 		bpf_map_update_elem(&skein_affinity, &akey, &val, BPF_ANY);
 	}

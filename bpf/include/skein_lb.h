@@ -3,7 +3,8 @@
  * Service load-balancing: the maps bpf/lb.bpf.c reads and the control plane writes. Mirrored by
  * src/datapath/codecs/lb.ts (checked against BTF by test/datapath/btfAlignment.test.ts).
  *
- *   skein_services  (hash)      {VIP, port, proto}              -> {live slot set, count, id, algorithm, affinity}
+ *   skein_services  (hash)      {VIP, port, proto}              -> {version, count, tag, id, algorithm, affinity,
+ *                                                                   up to 8 slots inline}
  *   skein_slots     (hash)      {slot set, slot 0..count-1}     -> {backend id}
  *   skein_members   (hash)      {slot set, backend id}          -> {slots it holds}   (affinity services only)
  *   skein_backends  (hash)      {backend id}                    -> {address, port}
@@ -19,10 +20,15 @@
  *
  * Atomic backend updates (src/datapath/lbReconcile.ts): a slot set is written once, complete, under a
  * fresh id and never changed; the service value then flips to it in one map update, and the program reads
- * the (slot_set, count) pair in one 8-byte load. Old slot sets are deleted only after an RCU grace period
- * (every program that could have read the old value has returned). A connect() therefore sees the old set
- * or the new one, whole, never a mix; and once the flip returns, no new connection picks a backend that
- * only the old set had.
+ * the (slot_set, count, tag) word in one 8-byte load. A random service of at most 8 backends carries its
+ * slots inline in the value instead (one lookup fewer per connect), and the flip replaces them with it.
+ * Old slot sets are deleted only after an RCU grace period (every program that could have read the old
+ * value has returned). A connect() therefore sees the old set or the new one, whole, never a mix; and once
+ * the flip returns, no new connection picks a backend that only the old set had.
+ *
+ * The tag: hash map elements are recycled at once (typesafe-by-RCU), so a program holding a value while
+ * the element is freed and reused may read another service's value. Every value carries 16 bits of a hash
+ * of its own key in the word; a value whose tag is not its key's is looked up again.
  *
  * The maps are pinned by name (LIBBPF_PIN_BY_NAME) under the loader's pin root, so an agent restart
  * reuses them and keeps every service working.
@@ -42,6 +48,10 @@
 
 /* Seed of the Maglev flow hash (MurmurHash3 x86_32 over struct skein_lb_flow as 32-bit words). */
 #define SKEIN_LB_HASH_SEED 0x736b6e31
+/* Seed of a service value's tag (MurmurHash3 x86_32 over struct skein_lb_svc_key, low 16 bits). */
+#define SKEIN_LB_TAG_SEED 0x74616731
+/* Slots a value holds inline (a power of two: the program masks the index with it). */
+#define SKEIN_LB_INLINE_SLOTS 8
 
 /* How a service picks a slot. */
 enum skein_lb_algorithm {
@@ -52,6 +62,7 @@ enum skein_lb_algorithm {
 /* skein_lb_svc.flags */
 enum skein_lb_svc_flag {
 	SKEIN_LB_SVC_FLAG_AFFINITY = 1, /* ClientIP session affinity (skein_affinity, skein_members) */
+	SKEIN_LB_SVC_FLAG_INLINE = 2,   /* the slots are inline_slots[], not in skein_slots */
 };
 
 /* 20 bytes. port in network byte order; proto is IPPROTO_TCP or IPPROTO_UDP. */
@@ -64,21 +75,23 @@ struct skein_lb_svc_key {
 SKEIN_STATIC_ASSERT(sizeof(struct skein_lb_svc_key) == 20, "skein_lb_svc_key is 20 bytes");
 
 /*
- * 24 bytes. slot_set and count come first and are read together in one 8-byte load, so the struct is
- * 8-byte aligned (hash map values are; the attribute tells the compiler, which would otherwise split the
- * load in two). count = 0 refuses connections (no backends).
+ * 56 bytes. slot_set, count and tag come first and are read together in one 8-byte load, so the struct
+ * is 8-byte aligned (hash map values are; the attribute tells the compiler, which would otherwise split
+ * the load in two). count = 0 refuses connections (no backends).
  */
 struct __attribute__((aligned(8))) skein_lb_svc {
-	__u32 slot_set;           /* the live slot set in skein_slots (0: none) */
-	__u32 count;              /* its slots are 0..count-1 */
+	__u32 slot_set;           /* this version of the backends (0: none); names its skein_slots, skein_members */
+	__u16 count;              /* its slots are 0..count-1 */
+	__u16 tag;                /* SKEIN_LB_TAG_SEED hash of this value's own key */
 	__u32 id;                 /* stable for the service's lifetime: names it in skein_affinity */
 	__u32 affinity_timeout_s; /* with SKEIN_LB_SVC_FLAG_AFFINITY: idle seconds before a client re-picks */
 	__u8 algorithm;           /* enum skein_lb_algorithm */
 	__u8 flags;               /* enum skein_lb_svc_flag */
 	__u16 pad0;
 	__u32 pad1;
+	__u32 inline_slots[SKEIN_LB_INLINE_SLOTS]; /* with SKEIN_LB_SVC_FLAG_INLINE: backend ids, slot i at i % count */
 };
-SKEIN_STATIC_ASSERT(sizeof(struct skein_lb_svc) == 24, "skein_lb_svc is 24 bytes");
+SKEIN_STATIC_ASSERT(sizeof(struct skein_lb_svc) == 56, "skein_lb_svc is 56 bytes");
 
 /* 8 bytes. */
 struct skein_lb_slot_key {

@@ -7,7 +7,15 @@
 
 import os from 'node:os';
 import { encodeAddress } from './codec.js';
-import { LB_HASH_SEED, type LbFlow, LbFlowCodec, type Protocol } from './codecs/lb.js';
+import {
+  LB_HASH_SEED,
+  LB_TAG_SEED,
+  type LbFlow,
+  LbFlowCodec,
+  type Protocol,
+  type ServiceKey,
+  ServiceKeyCodec,
+} from './codecs/lb.js';
 
 const LE = os.endianness() === 'LE';
 
@@ -94,6 +102,11 @@ export function flowHash(
   service: { address: string; port: number; protocol: Protocol },
 ): number {
   return murmur3(flowBytes(client, service), LB_HASH_SEED);
+}
+
+/** A service value's tag: 16 bits of the hash of its key, which the program checks (skein_lb.h). */
+export function serviceTag(key: ServiceKey): number {
+  return murmur3(ServiceKeyCodec.encode(key), LB_TAG_SEED) & 0xffff;
 }
 
 /** The bytes a backend is known by in the Maglev permutation: its 16-byte address, then its port. */

@@ -8,7 +8,8 @@
  *   3. after every BPF program that may have read an old value has returned: the old slot sets, their
  *      members, and the backends no live set names.
  *
- * A slot set is immutable: changing a service's backends writes a new set under a fresh id. An unchanged
+ * A slot set is immutable: changing a service's backends writes a new set under a fresh id (a random
+ * service of at most INLINE_SLOTS backends keeps its set inline in its value: no slot writes). An unchanged
  * service costs a comparison and no write; a changed one writes its new set, its value, and deletes its
  * old set. A service whose IR is invalid, or that does not fit the maps, keeps what it has (last good).
  */
@@ -24,8 +25,18 @@ import {
   validateServices,
 } from '../model/serviceLb.js';
 import { encodeAddress } from './codec.js';
-import type { Backend, Member, MemberKey, Service, ServiceKey, Slot, SlotKey } from './codecs/lb.js';
-import { backendBytes } from './lbHash.js';
+import {
+  type Backend,
+  INLINE_SLOTS,
+  type Member,
+  type MemberKey,
+  type Service,
+  ServiceFlag,
+  type ServiceKey,
+  type Slot,
+  type SlotKey,
+} from './codecs/lb.js';
+import { backendBytes, serviceTag } from './lbHash.js';
 import { MAGLEV_DEFAULT_TABLE_SIZE, maglevTable } from './maglev.js';
 
 /** One service as the maps hold it. */
@@ -156,10 +167,21 @@ function sameValue(a: Service, b: Service): boolean {
   return (
     a.slotSet === b.slotSet &&
     a.count === b.count &&
+    a.tag === b.tag &&
     a.id === b.id &&
     a.affinityTimeoutSeconds === b.affinityTimeoutSeconds &&
     a.algorithm === b.algorithm &&
-    a.flags === b.flags
+    a.flags === b.flags &&
+    sameSlots(a.inlineSlots, b.inlineSlots)
+  );
+}
+
+const isInline = (v: Service): boolean => (v.flags & ServiceFlag.inline) !== 0;
+
+/** The inline slots of a value: slot i at i % count, so any index the program masks to holds a backend. */
+function inlineSlotsOf(slots: readonly number[]): number[] {
+  return Array.from({ length: INLINE_SLOTS }, (_, i) =>
+    slots.length === 0 ? 0 : (slots[i % slots.length] ?? 0),
   );
 }
 
@@ -216,7 +238,7 @@ export function plan(state: LbState, ir: ServicesIr, options: LbPlanOptions = {}
       slotsHeld += e.held.slots.length;
       membersHeld += e.held.members.length;
     } else {
-      slotsHeld += e.slots?.length ?? 0;
+      if (!isInline(e.value)) slotsHeld += e.slots?.length ?? 0;
       if (e.members) membersHeld += new Set(e.slots).size;
     }
   }
@@ -229,7 +251,7 @@ export function plan(state: LbState, ir: ServicesIr, options: LbPlanOptions = {}
       return;
     }
     if (e.value.slotSet === 0 || e.value.count === 0) return;
-    const slots = Array.from({ length: e.value.count }, (_, i) => i);
+    const slots = isInline(e.value) ? [] : Array.from({ length: e.value.count }, (_, i) => i);
     retiring.push({ id: e.value.slotSet, slots, members: e.members ? [...new Set(e.slots ?? [])] : [] });
   };
 
@@ -308,15 +330,24 @@ export function plan(state: LbState, ir: ServicesIr, options: LbPlanOptions = {}
     }
     const affinity = s.sessionAffinity !== undefined;
     const wantMembers = affinity && slots.length > 0;
+    // A small random set rides in the value itself: one map lookup fewer per connect().
+    const inline = s.algorithm === 'random' && slots.length > 0 && slots.length <= INLINE_SLOTS;
+    const serviceKey: ServiceKey = { address: s.address, port: s.port, protocol: s.protocol };
     const base = {
       id: current?.value.id ?? 0,
+      tag: serviceTag(serviceKey),
       affinityTimeoutSeconds: affinity ? (s.sessionAffinity?.timeoutSeconds ?? 0) : 0,
       algorithm: s.algorithm,
-      flags: affinity ? 1 : 0,
+      flags: (affinity ? ServiceFlag.affinity : 0) | (inline ? ServiceFlag.inline : 0),
+      inlineSlots: inline ? inlineSlotsOf(slots) : inlineSlotsOf([]),
     };
-    const serviceKey: ServiceKey = { address: s.address, port: s.port, protocol: s.protocol };
 
-    if (current !== undefined && sameSlots(current.slots, slots) && current.members === wantMembers) {
+    if (
+      current !== undefined &&
+      sameSlots(current.slots, slots) &&
+      current.members === wantMembers &&
+      isInline(current.value) === inline
+    ) {
       const value: Service = { ...base, slotSet: current.value.slotSet, count: current.value.count };
       if (!sameValue(value, current.value)) {
         serviceWrites.push([serviceKey, value]);
@@ -337,7 +368,8 @@ export function plan(state: LbState, ir: ServicesIr, options: LbPlanOptions = {}
         });
         return;
       }
-      if (slotsHeld + slots.length > capacity.slots || membersHeld + memberCounts.size > capacity.members) {
+      const newSlots = inline ? 0 : slots.length;
+      if (slotsHeld + newSlots > capacity.slots || membersHeld + memberCounts.size > capacity.members) {
         keep({
           code: LbReconcileErrorCode.Capacity,
           message: `${s.name} ${serviceSocket(s)}: its ${slots.length} new slots do not fit skein_slots (${capacity.slots} entries, ${slotsHeld} in use)`,
@@ -349,11 +381,13 @@ export function plan(state: LbState, ir: ServicesIr, options: LbPlanOptions = {}
     if (slots.length > 0) {
       slotSet = newSlotSet();
       setIdsInUse.add(slotSet);
-      slots.forEach((backendId, slot) => {
-        slotWrites.push([{ slotSet, slot }, { backendId }]);
-      });
+      if (!inline) {
+        slots.forEach((backendId, slot) => {
+          slotWrites.push([{ slotSet, slot }, { backendId }]);
+        });
+        slotsHeld += slots.length;
+      }
       for (const [backendId, n] of memberCounts) memberWrites.push([{ slotSet, backendId }, { slots: n }]);
-      slotsHeld += slots.length;
       membersHeld += memberCounts.size;
     }
     let id = base.id;

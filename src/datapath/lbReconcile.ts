@@ -7,6 +7,7 @@
 
 import { type ServicesIr, serviceKeyString, serviceSocket } from '../model/serviceLb.js';
 import { waitForBpfReaders } from './bpfObject.js';
+import { ServiceFlag } from './codecs/lb.js';
 import { DatapathError } from './errors.js';
 import type { LbDatapath } from './lb.js';
 import {
@@ -197,41 +198,57 @@ export function readLbState(lb: LbDatapath): LbState {
     else backends.set(k, { id, address: b.address, port: b.port });
   }
   const services = new Map<string, LbServiceEntry>();
-  const live = new Set<number>();
+  // Sets whose slots (in skein_slots) and whose members a live value names; anything else is retired.
+  const liveSlots = new Set<number>();
+  const liveMembers = new Set<number>();
   let maxService = 0;
   let maxSet = 0;
   for (const [key, value] of lb.services.entries()) {
     maxService = Math.max(maxService, value.id);
     maxSet = Math.max(maxSet, value.slotSet);
-    live.add(value.slotSet);
-    const set = sets.get(value.slotSet) ?? new Map<number, number>();
-    const slots: number[] = [];
-    for (let i = 0; i < value.count; i++) {
-      const id = set.get(i);
-      if (id === undefined) break;
-      slots.push(id);
-    }
-    const complete = slots.length === value.count && set.size === value.count;
+    liveMembers.add(value.slotSet);
+    const inline = (value.flags & ServiceFlag.inline) !== 0;
     const setMembers = members.get(value.slotSet) ?? [];
-    const entry: LbServiceEntry = {
-      name: serviceSocket(key),
-      key,
-      value,
-      slots: complete ? slots : undefined,
-      members: setMembers.length > 0,
-      ...(complete
-        ? {}
-        : {
-            held: { id: value.slotSet, slots: [...set.keys()], members: setMembers } satisfies LbRetiredSet,
-          }),
-    };
+    let entry: LbServiceEntry;
+    if (inline) {
+      entry = {
+        name: serviceSocket(key),
+        key,
+        value,
+        slots: value.inlineSlots.slice(0, value.count),
+        members: setMembers.length > 0,
+      };
+    } else {
+      liveSlots.add(value.slotSet);
+      const set = sets.get(value.slotSet) ?? new Map<number, number>();
+      const slots: number[] = [];
+      for (let i = 0; i < value.count; i++) {
+        const id = set.get(i);
+        if (id === undefined) break;
+        slots.push(id);
+      }
+      const complete = slots.length === value.count && set.size === value.count;
+      entry = {
+        name: serviceSocket(key),
+        key,
+        value,
+        slots: complete ? slots : undefined,
+        members: setMembers.length > 0,
+        ...(complete
+          ? {}
+          : {
+              held: { id: value.slotSet, slots: [...set.keys()], members: setMembers } satisfies LbRetiredSet,
+            }),
+      };
+    }
     services.set(serviceKeyString(key), entry);
   }
   const retired: LbRetiredSet[] = [];
   for (const id of new Set([...sets.keys(), ...members.keys()])) {
     maxSet = Math.max(maxSet, id);
-    if (live.has(id)) continue;
-    retired.push({ id, slots: [...(sets.get(id)?.keys() ?? [])], members: members.get(id) ?? [] });
+    const slots = liveSlots.has(id) ? [] : [...(sets.get(id)?.keys() ?? [])];
+    const orphanMembers = liveMembers.has(id) ? [] : (members.get(id) ?? []);
+    if (slots.length > 0 || orphanMembers.length > 0) retired.push({ id, slots, members: orphanMembers });
   }
   return {
     services,

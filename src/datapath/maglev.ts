@@ -12,8 +12,8 @@ import { murmur3 } from './lbHash.js';
 
 /** The default table size: a prime that spreads up to ~40 backends within about 1% of M/N each. */
 export const MAGLEV_DEFAULT_TABLE_SIZE = 4093;
-/** The largest table size (the slot index and the map's capacity bound it long before u32 does). */
-export const MAGLEV_MAX_TABLE_SIZE = 131071;
+/** The largest table size: the largest prime a service value's 16-bit count holds. */
+export const MAGLEV_MAX_TABLE_SIZE = 65521;
 
 // Seeds of the two hashes that give each backend its offset and its skip through the table.
 const OFFSET_SEED = 0x6d61676c; // "magl"

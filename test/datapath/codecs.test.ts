@@ -11,6 +11,7 @@ import {
   BackendCodec,
   BackendIdCodec,
   RevNatKeyCodec,
+  type Service,
   ServiceCodec,
   ServiceKeyCodec,
   SlotKeyCodec,
@@ -56,16 +57,28 @@ describe('LB codecs', () => {
   });
 
   it('encode ids and counts in host order', () => {
-    const svc = {
+    const svc: Service = {
       slotSet: 7,
       count: 2,
+      tag: 0xabcd,
       id: 0x01020304,
       affinityTimeoutSeconds: 10800,
-      algorithm: 'maglev',
-      flags: 1,
-    } as const;
+      algorithm: 'random',
+      flags: 3,
+      inlineSlots: [5, 6, 5, 6, 5, 6, 5, 6],
+    };
+    expect(ServiceCodec.size).toBe(56);
     expect(ServiceCodec.encode(svc).toString('hex')).toBe(
-      '07000000' + '02000000' + '04030201' + '302a0000' + '01' + '01' + '0000' + '00000000',
+      `07000000` +
+        `0200` +
+        `cdab` +
+        `04030201` +
+        `302a0000` +
+        `00` +
+        `03` +
+        `0000` +
+        `00000000` +
+        '0500000006000000'.repeat(4),
     );
     expect(ServiceCodec.decode(ServiceCodec.encode(svc))).toEqual(svc);
     expect(SlotKeyCodec.encode({ slotSet: 1, slot: 2 }).toString('hex')).toBe('0100000002000000');
@@ -94,17 +107,22 @@ describe('LB codecs', () => {
     const svc = {
       slotSet: 0,
       count: 0,
+      tag: 0,
       id: -1,
       affinityTimeoutSeconds: 0,
-      algorithm: 'random',
+      algorithm: 'random' as const,
       flags: 0,
-    } as const;
+      inlineSlots: [],
+    };
     expect(() => ServiceCodec.encode(svc)).toThrow('Cannot encode -1 as a u32');
     expect(() => ServiceCodec.encode({ ...svc, id: 1, algorithm: 'ring' as 'random' })).toThrow(
       'Cannot encode "ring": it is not one of random, maglev',
     );
+    expect(() => ServiceCodec.encode({ ...svc, id: 1, inlineSlots: new Array(9).fill(1) })).toThrow(
+      'Cannot encode 9 inline slots: at most 8',
+    );
     expect(() => ServiceCodec.decode(Buffer.alloc(7))).toThrow(
-      'Cannot decode Service: it has 24 bytes, the buffer 7',
+      'Cannot decode Service: it has 56 bytes, the buffer 7',
     );
   });
 });

@@ -3,6 +3,8 @@
 // is in lbReconcile.e2e.test.ts.
 
 import { describe, expect, it } from 'vitest';
+import { ServiceFlag } from '../../src/datapath/codecs/lb.js';
+import { serviceTag } from '../../src/datapath/lbHash.js';
 import { emptyLbState, type LbPlan, type LbState, plan } from '../../src/datapath/lbPlan.js';
 import type { LbBackendIr, LbServiceIr } from '../../src/model/serviceLb.js';
 
@@ -59,22 +61,38 @@ describe('plan', () => {
   it('writes backends, complete slot sets, then the services, from nothing', () => {
     const { p } = first([web, api]);
     expect(p.errors).toEqual([]);
-    expect(writes(p)).toEqual({ ...none, backends: 4, slots: 2 + M, services: 2 });
+    // web's two slots ride inline in its value; api's Maglev table is a set of M slots.
+    expect(writes(p)).toEqual({ ...none, backends: 4, slots: M, services: 2 });
     expect(p.changed).toEqual(['default/api/grpc', 'default/web/http']);
     const [webValue, apiValue] = p.serviceWrites.map(([, v]) => v);
     expect(webValue).toEqual({
       slotSet: 1,
       count: 2,
+      tag: serviceTag({ address: '10.96.0.10', port: 80, protocol: 'TCP' }),
       id: 1,
       affinityTimeoutSeconds: 0,
       algorithm: 'random',
-      flags: 0,
+      flags: ServiceFlag.inline,
+      // The backends in canonical order, repeated so that any masked index holds one.
+      inlineSlots: [1, 2, 1, 2, 1, 2, 1, 2],
     });
-    expect(apiValue).toMatchObject({ slotSet: 2, count: M, id: 2, algorithm: 'maglev' });
-    // The random set lists the backends in canonical order; the Maglev set is a table over its three.
-    expect(p.slotWrites.filter(([k]) => k.slotSet === 1).map(([, v]) => v.backendId)).toEqual([1, 2]);
-    const apiIds = new Set(p.slotWrites.filter(([k]) => k.slotSet === 2).map(([, v]) => v.backendId));
+    expect(apiValue).toMatchObject({ slotSet: 2, count: M, id: 2, algorithm: 'maglev', flags: 0 });
+    expect(new Set(p.slotWrites.map(([k]) => k.slotSet))).toEqual(new Set([2]));
+    const apiIds = new Set(p.slotWrites.map(([, v]) => v.backendId));
     expect([...apiIds].sort()).toEqual([2, 3, 4]);
+  });
+
+  it('keeps up to eight random slots inline, and puts the set of nine in skein_slots', () => {
+    const eight = { ...web, backends: Array.from({ length: 8 }, (_, i) => be(i + 1)) };
+    expect(writes(first([eight]).p)).toEqual({ ...none, backends: 8, services: 1 });
+    const nine = { ...web, backends: Array.from({ length: 9 }, (_, i) => be(i + 1)) };
+    const p = first([nine]).p;
+    expect(writes(p)).toEqual({ ...none, backends: 9, slots: 9, services: 1 });
+    expect(p.serviceWrites[0]?.[1]).toMatchObject({
+      flags: 0,
+      count: 9,
+      inlineSlots: [0, 0, 0, 0, 0, 0, 0, 0],
+    });
   });
 
   it('writes nothing when nothing changed', () => {
@@ -111,15 +129,19 @@ describe('plan', () => {
       [1, 1],
       [2, 1],
     ]);
-    expect(p0.serviceWrites[0]?.[1]).toMatchObject({ flags: 1, affinityTimeoutSeconds: 60 });
+    expect(p0.serviceWrites[0]?.[1]).toMatchObject({
+      flags: ServiceFlag.affinity | ServiceFlag.inline,
+      affinityTimeoutSeconds: 60,
+    });
     const p = plan(state, {
       services: [{ ...withAffinity, sessionAffinity: { type: 'ClientIP', timeoutSeconds: 90 } }],
     });
     expect(writes(p)).toEqual({ ...none, services: 1 });
     expect(p.serviceWrites[0]?.[1]).toMatchObject({ slotSet: 1, affinityTimeoutSeconds: 90 });
-    // Turning affinity off drops the members with a new set.
+    // Turning affinity off drops the members with a new version (inline: no slots to write or delete).
     const off = plan(p.next, { services: [web] });
-    expect(writes(off)).toEqual({ ...none, slots: 2, services: 1, slotDeletes: 2, memberDeletes: 2 });
+    expect(writes(off)).toEqual({ ...none, services: 1, memberDeletes: 2 });
+    expect(off.serviceWrites[0]?.[1]).toMatchObject({ slotSet: 2, flags: ServiceFlag.inline });
   });
 
   it('counts a Maglev backend once per set in skein_members, with the slots it holds', () => {
@@ -131,27 +153,29 @@ describe('plan', () => {
   it('removes a service: its value first, then its set; a backend another service uses stays', () => {
     const { state } = first([web, api]);
     const p = plan(state, { services: [api] }, { maglevTableSize: M });
-    expect(writes(p)).toEqual({ ...none, serviceDeletes: 1, slotDeletes: 2, backendDeletes: 1 });
+    expect(writes(p)).toEqual({ ...none, serviceDeletes: 1, backendDeletes: 1 });
     expect(p.backendDeletes).toEqual([1]); // 10.1.0.2 is still one of api's
     expect(p.changed).toEqual(['default/web/http']);
+    const q = plan(state, { services: [web] }, { maglevTableSize: M });
+    expect(writes(q)).toEqual({ ...none, serviceDeletes: 1, slotDeletes: M, backendDeletes: 2 });
   });
 
   it('points a service without usable backends at no set, and back', () => {
     const { state } = first([web]);
     const empty = plan(state, { services: [{ ...web, backends: [] }] });
-    expect(writes(empty)).toEqual({ ...none, services: 1, slotDeletes: 2, backendDeletes: 2 });
-    expect(empty.serviceWrites[0]?.[1]).toMatchObject({ slotSet: 0, count: 0, id: 1 });
+    expect(writes(empty)).toEqual({ ...none, services: 1, backendDeletes: 2 });
+    expect(empty.serviceWrites[0]?.[1]).toMatchObject({ slotSet: 0, count: 0, id: 1, flags: 0 });
     const back = plan(empty.next, { services: [web] });
-    expect(writes(back)).toEqual({ ...none, backends: 2, slots: 2, services: 1 });
+    expect(writes(back)).toEqual({ ...none, backends: 2, services: 1 });
     expect(back.serviceWrites[0]?.[1]).toMatchObject({ slotSet: 2, count: 2, id: 1 });
   });
 
   it('uses terminating backends only when no backend is active', () => {
     const { p } = first([{ ...web, backends: [be(1, 'terminating'), be(2)] }]);
-    expect(p.slotWrites.map(([, v]) => v.backendId)).toEqual([1]);
+    expect(p.serviceWrites[0]?.[1]).toMatchObject({ count: 1, inlineSlots: [1, 1, 1, 1, 1, 1, 1, 1] });
     expect(p.backendWrites.map(([, b]) => b.address)).toEqual(['10.1.0.2']);
     const all = first([{ ...web, backends: [be(1, 'terminating'), be(2, 'terminating')] }]).p;
-    expect(all.slotWrites).toHaveLength(2);
+    expect(all.serviceWrites[0]?.[1]).toMatchObject({ count: 2 });
   });
 
   it('keeps the last good entries of a service whose IR is invalid, and reports why', () => {
@@ -170,7 +194,7 @@ describe('plan', () => {
   });
 
   it('keeps the last good entries of a service whose new set does not fit the slot map', () => {
-    const capacity = { services: 10, slots: 2 + M + 10, members: 10, backends: 10 };
+    const capacity = { services: 10, slots: M + 10, members: 10, backends: 10 };
     const s0 = plan(emptyLbState, { services: [web, api] }, { maglevTableSize: M, capacity }).next;
     const p = plan(
       s0,
@@ -180,7 +204,7 @@ describe('plan', () => {
     expect(p.errors).toEqual([
       {
         code: 'SKEIN_LB_CAPACITY',
-        message: `default/api/grpc 10.96.0.11:9000/TCP: its ${M} new slots do not fit skein_slots (${capacity.slots} entries, ${2 + M} in use)`,
+        message: `default/api/grpc 10.96.0.11:9000/TCP: its ${M} new slots do not fit skein_slots (${capacity.slots} entries, ${M} in use)`,
       },
     ]);
     expect(writes(p)).toEqual(none);

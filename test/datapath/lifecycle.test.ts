@@ -65,7 +65,7 @@ describeKernel(kernelSuite('BPF object lifecycle (addon over libbpf)'), () => {
       expect(maps['skein_services']).toMatchObject({
         type: 'hash',
         keySize: 20,
-        valueSize: 24,
+        valueSize: 56,
         internal: false,
       });
       expect(maps['skein_flows']).toMatchObject({ type: 'ringbuf', maxEntries: 256 * 1024 });
@@ -127,7 +127,7 @@ describeKernel(kernelSuite('BPF object lifecycle (addon over libbpf)'), () => {
       );
       const value = datapathError(() => obj.map('skein_backends', BackendIdCodec, ServiceCodec));
       expect(value.message).toBe(
-        'SKEIN_BPF_MAP_SIZE_MISMATCH: map skein_backends has value size 20, codec Service encodes 24',
+        'SKEIN_BPF_MAP_SIZE_MISMATCH: map skein_backends has value size 20, codec Service encodes 56',
       );
       const ring = datapathError(() => obj.map('skein_flows', BackendIdCodec, FlowEventCodec));
       expect(ring.code).toBe('SKEIN_BPF_MAP_TYPE_MISMATCH');
@@ -148,10 +148,12 @@ describeKernel(kernelSuite('BPF object lifecycle (addon over libbpf)'), () => {
       const svc = (id: number, count: number): Service => ({
         slotSet: id,
         count,
+        tag: 0,
         id,
         affinityTimeoutSeconds: 0,
         algorithm: 'random',
         flags: 0,
+        inlineSlots: [0, 0, 0, 0, 0, 0, 0, 0],
       });
       expect(services.get(vip(1))).toBeUndefined();
       services.set(vip(1), svc(1, 2));

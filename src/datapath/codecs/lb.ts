@@ -3,7 +3,19 @@
  * what each map means and how updates are ordered.
  */
 
-import { address, type Codec, named, port, scalar, struct, u8, u32, u64 } from '../codec.js';
+import {
+  address,
+  type Codec,
+  type FieldType,
+  named,
+  port,
+  scalar,
+  struct,
+  u8,
+  u16,
+  u32,
+  u64,
+} from '../codec.js';
 
 /** IPPROTO_* of the protocols a service can have. */
 export const Protocol = { TCP: 6, UDP: 17 } as const;
@@ -14,7 +26,10 @@ export const Algorithm = { random: 0, maglev: 1 } as const;
 export type Algorithm = keyof typeof Algorithm;
 
 /** enum skein_lb_svc_flag: bits of Service.flags. */
-export const ServiceFlag = { affinity: 1 } as const;
+export const ServiceFlag = { affinity: 1, inline: 2 } as const;
+
+/** SKEIN_LB_INLINE_SLOTS: the slots a service value holds inline. */
+export const INLINE_SLOTS = 8;
 
 /** The C enums the tables above mirror, with the prefix their constants share. */
 export const LbEnums = [
@@ -24,6 +39,8 @@ export const LbEnums = [
 
 /** SKEIN_LB_HASH_SEED: the seed of the Maglev flow hash. */
 export const LB_HASH_SEED = 0x736b6e31;
+/** SKEIN_LB_TAG_SEED: the seed of a service value's tag. */
+export const LB_TAG_SEED = 0x74616731;
 
 /** skein_services key: a service address (VIP), port and protocol. */
 export interface ServiceKey {
@@ -34,10 +51,12 @@ export interface ServiceKey {
 
 /** skein_services value. */
 export interface Service {
-  /** The live slot set in skein_slots (0: none). */
+  /** This version of the backends (0: none); names its slots in skein_slots (unless inline) and members. */
   slotSet: number;
   /** How many slots (0..count-1) the live set has; 0 refuses connections. */
   count: number;
+  /** lbHash.serviceTag of the value's own key. */
+  tag: number;
   /** Stable for the service's lifetime; names it in skein_affinity. */
   id: number;
   /** With the affinity flag: idle seconds before a client picks again. */
@@ -45,6 +64,8 @@ export interface Service {
   algorithm: Algorithm;
   /** ServiceFlag bits. */
   flags: number;
+  /** With ServiceFlag.inline: INLINE_SLOTS backend ids, slot i at index i % count. */
+  inlineSlots: number[];
 }
 
 /** skein_slots key. */
@@ -131,15 +152,29 @@ export const ServiceKeyCodec = struct<ServiceKey>('ServiceKey', 'skein_lb_svc_ke
   .pad('pad0', 1)
   .build();
 
+/** `__u32 inline_slots[SKEIN_LB_INLINE_SLOTS]`. */
+const inlineSlotsField: FieldType<number[]> = {
+  size: 4 * INLINE_SLOTS,
+  align: 4,
+  write: (b, o, v) => {
+    if (v.length > INLINE_SLOTS)
+      throw new RangeError(`Cannot encode ${v.length} inline slots: at most ${INLINE_SLOTS}`);
+    for (let i = 0; i < INLINE_SLOTS; i++) u32.write(b, o + 4 * i, v[i] ?? 0);
+  },
+  read: (b, o) => Array.from({ length: INLINE_SLOTS }, (_, i) => u32.read(b, o + 4 * i)),
+};
+
 export const ServiceCodec = struct<Service>('Service', 'skein_lb_svc')
   .field('slotSet', 'slot_set', u32)
-  .field('count', 'count', u32)
+  .field('count', 'count', u16)
+  .field('tag', 'tag', u16)
   .field('id', 'id', u32)
   .field('affinityTimeoutSeconds', 'affinity_timeout_s', u32)
   .field('algorithm', 'algorithm', named(u8, Algorithm))
   .field('flags', 'flags', u8)
   .pad('pad0', 2, 2)
   .pad('pad1', 4, 4)
+  .field('inlineSlots', 'inline_slots', inlineSlotsField)
   .build();
 
 export const SlotKeyCodec = struct<SlotKey>('SlotKey', 'skein_lb_slot_key')
