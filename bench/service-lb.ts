@@ -44,8 +44,10 @@ const QUICK_COUNTS = [10, 100];
 const BACKEND_PORTS = [8081, 8082];
 const SERVICE_PORT = 80;
 
-type Mode = 'direct' | 'skein' | 'iptables';
-const MODES: readonly Mode[] = ['direct', 'skein', 'iptables'];
+/** skein1 and iptables1: every connection to the one service in the middle of the N (a hot working set). */
+type Mode = 'direct' | 'skein' | 'iptables' | 'skein1' | 'iptables1';
+const MODES: readonly Mode[] = ['direct', 'skein', 'iptables', 'skein1', 'iptables1'];
+const viaIptables = (m: Mode): boolean => m === 'iptables' || m === 'iptables1';
 
 interface Stats {
   readonly count: number;
@@ -298,9 +300,9 @@ async function connectLoop(
 ): Promise<LoopResult> {
   const out = path.join(w.dir, `lat-${mode}.txt`);
   const loop = [...pin(0), w.bin, 'connect', targets, out, String(conns), '60000', String(seed)];
-  const netns = `--net=/run/netns/${mode === 'iptables' ? w.ns.iptables : w.ns.client}`;
+  const netns = `--net=/run/netns/${viaIptables(mode) ? w.ns.iptables : w.ns.client}`;
   const argv =
-    mode === 'skein'
+    mode === 'skein' || mode === 'skein1'
       ? [
           'sh',
           '-c',
@@ -333,6 +335,7 @@ export const bench: Bench = {
     let w: World | undefined;
     const rows: Record<string, string | number>[] = [];
     const rateRows: Record<string, string | number>[] = [];
+    const oneRows: Record<string, string | number>[] = [];
     const results: Record<string, unknown>[] = [];
     let iptables: Awaited<ReturnType<typeof probeIptables>> = { ok: false, reason: 'not probed' };
     try {
@@ -375,15 +378,37 @@ export const bench: Bench = {
         }
         const vips = path.join(w.dir, 'vips.txt');
         await writeFile(vips, services.map((s) => `${s.address} ${SERVICE_PORT}\n`).join(''));
+        const one = path.join(w.dir, 'one.txt');
+        await writeFile(one, `${vip(Math.floor(n / 2))} ${SERVICE_PORT}\n`);
+        const targets: Record<Mode, string> = {
+          direct,
+          skein: vips,
+          iptables: vips,
+          skein1: one,
+          iptables1: one,
+        };
 
-        const lat: Record<Mode, number[]> = { direct: [], skein: [], iptables: [] };
-        const failed: Record<Mode, number> = { direct: 0, skein: 0, iptables: 0 };
-        const elapsed: Record<Mode, number> = { direct: 0, skein: 0, iptables: 0 };
+        const none = (): Record<Mode, number> => ({
+          direct: 0,
+          skein: 0,
+          iptables: 0,
+          skein1: 0,
+          iptables1: 0,
+        });
+        const lat: Record<Mode, number[]> = {
+          direct: [],
+          skein: [],
+          iptables: [],
+          skein1: [],
+          iptables1: [],
+        };
+        const failed = none();
+        const elapsed = none();
         const errors: Partial<Record<Mode, string>> = {};
         for (let r = 0; r < rounds; r++) {
           for (const mode of MODES) {
-            if (mode === 'iptables' && !iptables.ok) continue;
-            const res = await connectLoop(w, mode, mode === 'direct' ? direct : vips, conns, 1000 + r);
+            if (viaIptables(mode) && !iptables.ok) continue;
+            const res = await connectLoop(w, mode, targets[mode], conns, 1000 + r);
             lat[mode].push(...res.latencies);
             failed[mode] += res.failed;
             elapsed[mode] += res.elapsedNs;
@@ -408,6 +433,16 @@ export const bench: Bench = {
           'iptables/direct p99': st.iptables.p99Us / st.direct.p99Us,
           'iptables/skein p99': st.iptables.p99Us / st.skein.p99Us,
         });
+        oneRows.push({
+          services: n,
+          'skein p50': st.skein1.p50Us,
+          'skein p99': st.skein1.p99Us,
+          'iptables p50': st.iptables1.p50Us,
+          'iptables p99': st.iptables1.p99Us,
+          'skein/direct p50': st.skein1.p50Us / st.direct.p50Us,
+          'iptables/direct p50': st.iptables1.p50Us / st.direct.p50Us,
+          'iptables/skein p99': st.iptables1.p99Us / st.skein1.p99Us,
+        });
         rateRows.push({
           services: n,
           'direct conn/s': Math.round(st.direct.cps),
@@ -415,7 +450,7 @@ export const bench: Bench = {
           'iptables conn/s': Math.round(st.iptables.cps),
           'skein/direct': st.skein.cps / st.direct.cps,
           'iptables/direct': st.iptables.cps / st.direct.cps,
-          failed: `${failed.direct}/${failed.skein}/${failed.iptables}`,
+          failed: MODES.map((m) => failed[m]).join('/'),
           'skein load ms': skeinLoadMs,
           'iptables load ms': iptablesLoadMs,
         });
@@ -428,7 +463,14 @@ export const bench: Bench = {
       'connect() latency in µs from a pod netns to a ClusterIP (random service of N each time)',
       rows,
     );
-    printTable('connections per second (one connect loop) and the time to load N services', rateRows);
+    printTable(
+      'connect() latency in µs to the one service in the middle of the N (direct as above)',
+      oneRows,
+    );
+    printTable(
+      'connections per second (one connect loop, random service; failed: direct/skein/iptables/skein1/iptables1) and the time to load N services',
+      rateRows,
+    );
     const first = results[0] as { skein: Stats; direct: Stats } | undefined;
     const flat = results.map((r) => {
       const x = r as { services: number; skein: Stats; direct: Stats };
@@ -455,6 +497,7 @@ export const bench: Bench = {
       },
       iptables: iptables.ok ? { backend: iptables.version } : { skipped: iptables.reason },
       latency: rows,
+      oneService: oneRows,
       rate: rateRows,
       flatness: flat,
       raw: results,

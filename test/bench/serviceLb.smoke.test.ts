@@ -50,5 +50,10 @@ describeKernel(kernelSuite('bench service-lb (quick)'), () => {
       expect(iptables.skipped).toMatch(/iptables/);
     }
     expect(result['latency']).toHaveLength(2);
+    // The hot-working-set variant: every connection to one service.
+    expect(result['oneService']).toHaveLength(2);
+    for (const r of raw as unknown as { skein1: { count: number; failed: number } }[]) {
+      expect(r.skein1).toMatchObject({ count: 300, failed: 0 });
+    }
   }, 120_000);
 });
