@@ -255,28 +255,24 @@ describeKernel(
 
     it('keeps an established connection when a policy starts to deny it, and refuses new ones', async () => {
       await apply([]);
-      const held = w.spawn('x/a', 'held-connection.mjs', [address('x/b'), '81']);
-      expect(JSON.parse(await held.firstLine())).toEqual({ connected: true });
-      const ping = async (): Promise<unknown> => {
-        const before = held.lines.length;
-        held.process.kill('SIGUSR1');
-        for (let i = 0; i < 60 && held.lines.length === before; i++)
-          await new Promise((r) => setTimeout(r, 50));
-        return JSON.parse(held.lines[held.lines.length - 1] ?? 'null');
-      };
-      expect(await ping()).toEqual({ reply: 'b:ping1' });
-      // Upstream: "should support a 'default-deny-all' policy", on both ends.
-      await apply([
-        networkPolicy('x', 'default-deny-all', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] }),
-      ]);
-      const established = counter('ctEstablished');
-      expect(await ping()).toEqual({ reply: 'b:ping2' });
-      expect(counter('ctEstablished')).toBeGreaterThan(established);
-      expect(outcome(await w.probe('x/a', [tcpTo('x/b', 81), tcpTo('x/b', 80)]))).toEqual([
-        'TIMEOUT',
-        'TIMEOUT',
-      ]);
-      await held.kill();
+      const held = w.interactive('x/a', 'held-connection.mjs', [address('x/b'), '81']);
+      try {
+        expect(JSON.parse(await held.next())).toEqual({ connected: true });
+        expect(JSON.parse(await held.ask('one'))).toEqual({ reply: 'b:one' });
+        // Upstream: "should support a 'default-deny-all' policy", on both ends.
+        await apply([
+          networkPolicy('x', 'default-deny-all', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] }),
+        ]);
+        const established = counter('ctEstablished');
+        expect(JSON.parse(await held.ask('two'))).toEqual({ reply: 'b:two' });
+        expect(counter('ctEstablished')).toBeGreaterThan(established);
+        expect(outcome(await w.probe('x/a', [tcpTo('x/b', 81), tcpTo('x/b', 80)]))).toEqual([
+          'TIMEOUT',
+          'TIMEOUT',
+        ]);
+      } finally {
+        await held.close();
+      }
     });
 
     it('keeps every connection working through an agent restart, which rewrites nothing', async () => {

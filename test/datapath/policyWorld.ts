@@ -6,7 +6,10 @@
  * the real translator. stop() removes everything, in reverse order, whatever failed before.
  */
 
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { interfaceIndexes, ip, podInterfaces } from '../../src/datapath/interfaces.js';
 import {
   cleanupPolicy,
@@ -27,6 +30,7 @@ import {
 import {
   type Child,
   exec,
+  FIXTURES,
   type Made,
   makeNetns,
   mountBpffs,
@@ -62,6 +66,16 @@ export interface Result {
   code?: string;
 }
 
+/** A fixture process driven line by line over stdin/stdout. */
+export interface Interactive {
+  /** The next line it prints, within timeoutMs. */
+  next(timeoutMs?: number): Promise<string>;
+  /** Writes one line to its stdin and returns the next line it prints. */
+  ask(line: string, timeoutMs?: number): Promise<string>;
+  /** Ends its stdin and waits for it to exit (SIGKILL after 3 s). */
+  close(): Promise<void>;
+}
+
 export interface Target {
   readonly proto: 'tcp' | 'udp';
   readonly host: string;
@@ -84,6 +98,8 @@ export interface PolicyWorld {
   probe(from: string, targets: readonly Target[], timeoutMs?: number): Promise<Result[]>;
   /** Starts a fixture inside a pod (for traffic that runs while something else happens). */
   spawn(from: string, script: string, args: readonly string[]): Child;
+  /** Starts a fixture inside a pod that reads commands from its stdin; ask() sends one, gets one line back. */
+  interactive(from: string, script: string, args: readonly string[]): Interactive;
   /** Closes this datapath's handles and loads a new one on the same pins (an agent restart). */
   restart(): PolicyDatapath;
   stop(): Promise<void>;
@@ -108,10 +124,12 @@ export async function startPolicyWorld(
 ): Promise<PolicyWorld> {
   const made: Made[] = [];
   const children: Child[] = [];
+  const closers: (() => Promise<void>)[] = [];
   let dp: PolicyDatapath | undefined;
   let bpffs: Made | undefined;
   const stop = async (): Promise<void> => {
     for (const c of children) await c.kill();
+    for (const close of closers) await close();
     dp?.close();
     // Unmounting the private bpffs would drop the pins too; cleanup is what the agent runs.
     if (bpffs !== undefined) {
@@ -222,6 +240,60 @@ export async function startPolicyWorld(
         const child = runInNetns(pod.netns.path, script, args);
         children.push(child);
         return child;
+      },
+      interactive(from, script, args) {
+        const pod = pods.get(from);
+        if (pod === undefined) throw new Error(`no pod ${from}`);
+        const child = spawn(
+          'nsenter',
+          [`--net=${pod.netns.path}`, '--', process.execPath, path.join(FIXTURES, script), ...args],
+          {
+            stdio: ['pipe', 'pipe', 'pipe'],
+          },
+        );
+        const exited = new Promise<void>((r) => child.on('exit', () => r()));
+        let done = false;
+        void exited.then(() => {
+          done = true;
+        });
+        const lines = createInterface({ input: child.stdout });
+        const queue: string[] = [];
+        const waiters: ((line: string) => void)[] = [];
+        lines.on('line', (l) => {
+          const w = waiters.shift();
+          if (w !== undefined) w(l);
+          else queue.push(l);
+        });
+        const next = (timeoutMs = 10_000): Promise<string> => {
+          const queued = queue.shift();
+          if (queued !== undefined) return Promise.resolve(queued);
+          return new Promise((resolve, reject) => {
+            const timer = setTimeout(
+              () => reject(new Error(`${script} printed nothing within ${timeoutMs} ms`)),
+              timeoutMs,
+            );
+            waiters.push((l) => {
+              clearTimeout(timer);
+              resolve(l);
+            });
+          });
+        };
+        const close = async (): Promise<void> => {
+          child.stdin.end();
+          if (done) return;
+          const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+          await exited;
+          clearTimeout(t);
+        };
+        closers.push(close);
+        return {
+          next,
+          ask(line, timeoutMs) {
+            child.stdin.write(`${line}\n`);
+            return next(timeoutMs);
+          },
+          close,
+        };
       },
       restart() {
         world.dp.close();
