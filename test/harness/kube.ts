@@ -424,6 +424,11 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeCluste
       // As on kubeadm, kind and k3s clusters: node agents (the chart's bpffs init container) are
       // privileged, and the default (false) refuses such Pod templates.
       '--allow-privileged=true',
+      // One server serves every Kubernetes test file of a run at once, each with its agents' dozen
+      // informers (as non-admin users: API Priority and Fairness's global-default level). The defaults
+      // (400/200 seats in all) let parallel files' watch starts get 429s; a busy cluster sizes up too.
+      '--max-requests-inflight=2000',
+      '--max-mutating-requests-inflight=1000',
       ...(opts.apiserverArgs ?? []),
     ];
     const conn: KubeConnection = {

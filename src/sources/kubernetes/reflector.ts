@@ -46,6 +46,8 @@ export interface ReflectorStatus {
   /** Watches the API server accepted. */
   readonly watches: number;
   readonly failures: number;
+  /** Failures that were 403 Forbidden: missing RBAC, which no retry fixes (unlike a 429 or a restart). */
+  readonly forbidden: number;
   readonly lastError: string | undefined;
 }
 
@@ -82,6 +84,7 @@ export class Reflector {
   #lists = 0;
   #watches = 0;
   #failures = 0;
+  #forbidden = 0;
   #lastError: string | undefined;
   /** Failures since the last success, for the log (the backoff resets on its own schedule). */
   #failing = 0;
@@ -122,6 +125,7 @@ export class Reflector {
       lists: this.#lists,
       watches: this.#watches,
       failures: this.#failures,
+      forbidden: this.#forbidden,
       lastError: this.#lastError,
     };
   }
@@ -239,6 +243,7 @@ export class Reflector {
     this.#lastError = errorMessage(err);
     this.#o.metrics?.watchFailures.inc({ resource: this.#name });
     const code = statusOf(err) === 403 ? KubeCode.Forbidden : KubeCode.WatchFailed;
+    if (code === KubeCode.Forbidden) this.#forbidden++;
     // The first failure of a streak is a warning; the retries that follow are debug lines, so an API
     // server that is down for a minute does not flood the log.
     const log = this.#failing === 0 ? this.#o.logger.warn : this.#o.logger.debug;
