@@ -1,4 +1,5 @@
-// Setup step: the benchmarks' load generator. fortio (fortio.org/fortio) is a constant-rate HTTP/1.1 and
+// Setup step: the benchmarks' tools. iptables (apt) for the kube-proxy-style baseline of
+// bench/service-lb.ts, when this machine can run it (root). fortio (fortio.org/fortio) is a constant-rate HTTP/1.1 and
 // gRPC load generator with latency percentiles, and a server for both; bench/request-latency.ts drives
 // it. Built from its Go module, every dependency pinned by hash in build/bench/fortio/go.{mod,sum}, into
 // the cache. Later fortio releases need a module the Go proxy here does not serve (grol.io/grol).
@@ -8,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { aptInstall } from './apt.mjs';
 import { cacheRoot, pretty, run, SetupError, say } from './common.mjs';
 
 export const FORTIO_VERSION = '1.66.0';
@@ -27,7 +29,31 @@ function version(bin, env) {
   });
 }
 
-async function installFortio({ env }) {
+function onPath(cmd) {
+  return ['/usr/sbin', '/sbin', ...(process.env.PATH ?? '').split(':')].some(
+    (d) => d !== '' && existsSync(path.join(d, cmd)),
+  );
+}
+
+/** iptables for the benchmark's baseline; only where it could run (root on Linux), else the bench skips that column. */
+async function installIptables(env) {
+  if (onPath('iptables-restore')) return;
+  const root = process.platform === 'linux' && typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!root) return;
+  await aptInstall(
+    ['iptables'],
+    env,
+    'the service-lb benchmark compares with a kube-proxy iptables chain',
+    'node scripts/setup.mjs bench',
+  );
+}
+
+async function installBenchTools({ env }) {
+  await installIptables(env);
+  await installFortio(env);
+}
+
+async function installFortio(env) {
   const bin = fortioPath(env);
   if (existsSync(bin) && (await version(bin, env)) === FORTIO_VERSION) {
     say(`fortio ${FORTIO_VERSION} (benchmark load generator) already built at ${pretty(bin)}`);
@@ -55,6 +81,6 @@ async function installFortio({ env }) {
 
 export const benchStep = {
   name: 'bench',
-  describe: `fortio ${FORTIO_VERSION} (built from its Go module): the benchmarks' constant-rate load generator`,
-  run: installFortio,
+  describe: `fortio ${FORTIO_VERSION} (built from its Go module; constant-rate load generator) and iptables (apt) for the benchmarks`,
+  run: installBenchTools,
 };

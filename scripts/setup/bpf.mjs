@@ -5,65 +5,11 @@
 // `npm test` runs this step (the kernel tests need it); `npm start` does not: standalone L7 mode works
 // without the datapath.
 
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { BuildError, build, KERNEL_BTF, missingToolchain, ROOT, toolVersions, which } from '../build-bpf.mjs';
+import { BuildError, build, KERNEL_BTF, missingToolchain, ROOT, toolVersions } from '../build-bpf.mjs';
+import { aptInstall } from './apt.mjs';
 import { SetupError, say } from './common.mjs';
-
-/** Runs apt-get quietly; resolves to its output, rejects with the output's tail. */
-function aptGet(args, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn('apt-get', ['-o', 'DPkg::Lock::Timeout=120', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      out += d;
-    });
-    child.on('error', (err) => reject(new SetupError(`cannot run apt-get: ${err.message}`)));
-    child.on('exit', (code) => {
-      if (code === 0) resolve(out);
-      else
-        reject(
-          new SetupError(
-            `apt-get ${args.join(' ')} failed:\n${out.trim().split('\n').slice(-15).join('\n')}`,
-          ),
-        );
-    });
-  });
-}
-
-async function installPackages(packages, env) {
-  const list = packages.join(' ');
-  const manual = `install ${list} yourself (Debian/Ubuntu: apt-get install ${list}), then run \`node scripts/setup.mjs bpf\` again`;
-  if (process.platform !== 'linux') throw new SetupError('the eBPF datapath builds and runs on Linux only');
-  if (which('apt-get') === undefined) throw new SetupError(`apt-get is not available; ${manual}`);
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new SetupError(`installing ${list} with apt-get needs root; ${manual}`);
-  }
-  say(`installing ${list} with apt-get (the eBPF datapath is built with them) …`);
-  const install = ['install', '-y', '-q', '--no-install-recommends', ...packages];
-  try {
-    await aptGet(install, env);
-  } catch (first) {
-    // Usually an empty or stale package index (containers ship without one): refresh it once and retry.
-    say(`apt-get install failed; running apt-get update once and retrying …`);
-    try {
-      await aptGet(['update', '-q'], env);
-      await aptGet(install, env);
-    } catch (err) {
-      throw new SetupError(`${err.message}\n(first attempt: ${first.message.split('\n')[0]})\n${manual}`);
-    }
-  }
-  const still = missingToolchain();
-  if (still.length > 0)
-    throw new SetupError(`apt-get installed ${list}, but ${still.join(', ')} is still missing`);
-}
 
 /** Why this machine cannot load BPF programs at all (then the kernel tests skip), or undefined. */
 function cannotLoadBpf() {
@@ -84,7 +30,14 @@ async function setupBpf({ env }) {
     );
     return;
   }
-  if (missing.length > 0) await installPackages(missing, env);
+  if (missing.length > 0) {
+    await aptInstall(missing, env, 'the eBPF datapath is built with them', 'node scripts/setup.mjs bpf');
+    const still = missingToolchain();
+    if (still.length > 0)
+      throw new SetupError(
+        `apt-get installed ${missing.join(' ')}, but ${still.join(', ')} is still missing`,
+      );
+  }
   const v = await toolVersions();
   const tools = `clang ${v.clangVersion}, libbpf ${v.libbpfVersion}, bpftool ${v.bpftoolVersion}`;
   const started = Date.now();
