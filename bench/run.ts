@@ -26,6 +26,7 @@ export const benches: Record<string, () => Promise<Bench>> = {
   'xds-fanout': async () => (await import('./xds-fanout.js')).bench,
   'kube-route-edit': async () => (await import('./kube-route-edit.js')).bench,
   'policy-datapath': async () => (await import('./policy-datapath.js')).bench,
+  'request-latency': async () => (await import('./request-latency.js')).bench,
 };
 
 async function main(argv: string[]): Promise<number> {
