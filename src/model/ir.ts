@@ -37,6 +37,13 @@ export interface IrListener {
   readonly tls?: IrListenerTls;
   /** TLS, TCP and UDP listeners: where connections go. Sorted by name. */
   readonly l4Routes?: readonly IrL4Route[];
+  /**
+   * The node proxy's transparent listener, the target of the policy datapath's L7 redirect (HTTP only).
+   * Bound to the wildcard address with IP_TRANSPARENT; the datapath hands it flows without rewriting
+   * them, so each accepted connection's local address is the destination the client asked for, and its
+   * peer the client itself. Its routes forward to the originalDestination backend.
+   */
+  readonly transparent?: boolean;
 }
 
 export interface IrListenerTls {
@@ -239,6 +246,20 @@ export interface IrBackend {
   readonly endpoints: readonly IrEndpoint[];
   /** TLS from Envoy to the backend (BackendTLSPolicy). */
   readonly tls?: IrUpstreamTls;
+  /**
+   * Not a pool: every request goes to the original destination of its downstream connection (the local
+   * address a transparent listener accepted it on). Named ORIGINAL_DESTINATION_BACKEND (names.ts); no
+   * endpoints, no TLS, used only by routes of transparent listeners.
+   */
+  readonly originalDestination?: IrOriginalDestination;
+}
+
+export interface IrOriginalDestination {
+  /**
+   * SO_MARK of the upstream connections: the policy datapath lets the proxy's own connections into the
+   * pod whose ingress it already decided before the redirect. Absent: no mark.
+   */
+  readonly upstreamMark?: number;
 }
 
 export interface IrUpstreamTls {

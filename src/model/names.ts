@@ -86,3 +86,14 @@ export function ingressRouteName(
 ): string {
   return `ingress/${namespace}/${name}/${what}`;
 }
+
+/**
+ * The one backend that is not a Service port: the original destination of a transparent listener's
+ * connection (IrBackend.originalDestination). The colon cannot occur in a `namespace/service/port` name.
+ */
+export const ORIGINAL_DESTINATION_BACKEND = 'skein:original-destination';
+
+/** The route of a transparent listener that forwards every request to its original destination. */
+export function proxyRouteName(listener: string): string {
+  return `proxy/${listener}/original-destination`;
+}

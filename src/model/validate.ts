@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import type { Ir, IrListener, IrMatch, IrPathModifier, IrRoute, IrWeightedBackend } from './ir.js';
+import { ORIGINAL_DESTINATION_BACKEND } from './names.js';
 
 /**
  * Stable codes for IR problems. They are part of Skein's interface (logs, status, tests match on them),
@@ -19,6 +20,8 @@ export const IrErrorCode = {
   InvalidStatus: 'SKEIN_IR_INVALID_STATUS',
   InvalidHostname: 'SKEIN_IR_INVALID_HOSTNAME',
   ProtocolMismatch: 'SKEIN_IR_PROTOCOL_MISMATCH',
+  InvalidTransparent: 'SKEIN_IR_INVALID_TRANSPARENT',
+  InvalidOriginalDestination: 'SKEIN_IR_INVALID_ORIGINAL_DESTINATION',
 } as const;
 export type IrErrorCode = (typeof IrErrorCode)[keyof typeof IrErrorCode];
 
@@ -44,6 +47,7 @@ export function validate(ir: Ir): IrError[] {
   uniqueNames(ir.listeners, 'listeners', err);
 
   ir.backends.forEach((b, i) => {
+    validateOriginalDestination(b, `backends[${i}]`, err);
     b.endpoints.forEach((e, j) => {
       const p = `backends[${i}].endpoints[${j}]`;
       if (isIP(e.address) === 0)
@@ -69,6 +73,51 @@ export function validate(ir: Ir): IrError[] {
 
 type Report = (code: IrErrorCode, path: string, message: string) => void;
 
+/** The original-destination backend has one name, no endpoints and no TLS (it is not a pool). */
+function validateOriginalDestination(b: Ir['backends'][number], p: string, err: Report): void {
+  const od = b.originalDestination;
+  if (od === undefined) {
+    if (b.name === ORIGINAL_DESTINATION_BACKEND)
+      err(
+        IrErrorCode.InvalidOriginalDestination,
+        `${p}.originalDestination`,
+        `"${b.name}" is reserved for the original-destination backend`,
+      );
+    return;
+  }
+  if (b.name !== ORIGINAL_DESTINATION_BACKEND)
+    err(
+      IrErrorCode.InvalidOriginalDestination,
+      `${p}.name`,
+      `an original-destination backend is named "${ORIGINAL_DESTINATION_BACKEND}", not "${b.name}"`,
+    );
+  if (b.endpoints.length > 0)
+    err(
+      IrErrorCode.InvalidOriginalDestination,
+      `${p}.endpoints`,
+      'an original-destination backend has no endpoints: each connection names its own',
+    );
+  if (b.tls !== undefined)
+    err(
+      IrErrorCode.InvalidOriginalDestination,
+      `${p}.tls`,
+      'an original-destination backend does not originate TLS',
+    );
+  if (b.protocol !== 'http1')
+    err(
+      IrErrorCode.InvalidOriginalDestination,
+      `${p}.protocol`,
+      `an original-destination backend speaks http1, not ${b.protocol}`,
+    );
+  const mark = od.upstreamMark;
+  if (mark !== undefined && !(Number.isInteger(mark) && mark > 0 && mark <= 0xffff_ffff))
+    err(
+      IrErrorCode.InvalidOriginalDestination,
+      `${p}.originalDestination.upstreamMark`,
+      `${mark} is not a mark in 1..2^32-1`,
+    );
+}
+
 function uniqueNames(items: readonly { name: string }[], path: string, err: Report): Set<string> {
   const seen = new Set<string>();
   items.forEach((item, i) => {
@@ -89,6 +138,49 @@ function validateListener(
   if (isIP(l.address) === 0)
     err(IrErrorCode.InvalidAddress, `${p}.address`, `"${l.address}" is not an IP address`);
   if (!validPort(l.port)) err(IrErrorCode.InvalidPort, `${p}.port`, `${l.port} is not a port in 1..65535`);
+  if (l.transparent === true) {
+    if (l.protocol !== 'HTTP')
+      err(
+        IrErrorCode.InvalidTransparent,
+        `${p}.protocol`,
+        `a transparent listener is HTTP, not ${l.protocol}`,
+      );
+    // Envoy reads an accepted connection's local address (the original destination) only from a
+    // listener on the wildcard address; for one bound to an address it reports that address.
+    if (l.address !== '0.0.0.0' && l.address !== '::')
+      err(
+        IrErrorCode.InvalidTransparent,
+        `${p}.address`,
+        `a transparent listener binds 0.0.0.0 or ::, not ${l.address}`,
+      );
+  }
+  // Forwarding to the original destination from an ordinary listener would send each request back to
+  // the listener itself.
+  const usesOriginal = (list: readonly IrWeightedBackend[] | undefined): boolean =>
+    list?.some((b) => b.backend === ORIGINAL_DESTINATION_BACKEND) === true;
+  if (l.transparent !== true) {
+    l.virtualHosts.forEach((vh, j) =>
+      vh.routes.forEach((r, k) => {
+        if (
+          (r.action.kind === 'forward' && usesOriginal(r.action.backends)) ||
+          r.mirrors?.some((m) => m.backend === ORIGINAL_DESTINATION_BACKEND) === true
+        )
+          err(
+            IrErrorCode.InvalidOriginalDestination,
+            `${p}.virtualHosts[${j}].routes[${k}].action`,
+            `only a transparent listener's routes can send to ${ORIGINAL_DESTINATION_BACKEND}`,
+          );
+      }),
+    );
+    l.l4Routes?.forEach((r, j) => {
+      if (usesOriginal(r.backends))
+        err(
+          IrErrorCode.InvalidOriginalDestination,
+          `${p}.l4Routes[${j}].backends`,
+          `only a transparent listener's routes can send to ${ORIGINAL_DESTINATION_BACKEND}`,
+        );
+    });
+  }
   const http = l.protocol === 'HTTP' || l.protocol === 'HTTPS';
   // The shape a protocol needs: HTTP(S) routes requests, the others route connections.
   if (!http && l.virtualHosts.length > 0) {

@@ -53,6 +53,7 @@ export const ExtensionType = {
     'type.googleapis.com/envoy.extensions.matching.input_matchers.runtime_fraction.v3.RuntimeFraction',
   FileAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
   StdoutAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
+  NetworkSetFilterState: 'type.googleapis.com/envoy.extensions.filters.network.set_filter_state.v3.Config',
 } as const;
 
 const PROTO_FILES = [
@@ -66,6 +67,7 @@ const PROTO_FILES = [
   'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
   'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
   'envoy/extensions/filters/network/direct_response/v3/config.proto',
+  'envoy/extensions/filters/network/set_filter_state/v3/set_filter_state.proto',
   'envoy/extensions/filters/udp/udp_proxy/v3/udp_proxy.proto',
   'envoy/extensions/filters/udp/udp_proxy/v3/route.proto',
   'envoy/extensions/matching/common_inputs/network/v3/network_inputs.proto',

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Ir, IrListener, IrRoute } from '../../src/model/ir.js';
+import type { Ir, IrBackend, IrListener, IrRoute } from '../../src/model/ir.js';
+import { ORIGINAL_DESTINATION_BACKEND } from '../../src/model/names.js';
 import { IrErrorCode, validate } from '../../src/model/validate.js';
 
 // One small valid IR; each case below breaks exactly one thing in a copy of it.
@@ -45,6 +46,13 @@ function withRoute(r: IrRoute): Ir {
 }
 
 const R = 'listeners[0].virtualHosts[0].routes[0]';
+
+const originalDestination: IrBackend = {
+  name: ORIGINAL_DESTINATION_BACKEND,
+  protocol: 'http1',
+  endpoints: [],
+  originalDestination: { upstreamMark: 0xb000 },
+};
 
 const cases: { name: string; ir: Ir; code: IrErrorCode; path: string }[] = [
   {
@@ -148,6 +156,69 @@ const cases: { name: string; ir: Ir; code: IrErrorCode; path: string }[] = [
     ir: { ...good, listeners: [{ ...http, protocol: 'TCP' }, https] },
     code: IrErrorCode.ProtocolMismatch,
     path: 'listeners[0].virtualHosts',
+  },
+  {
+    name: 'a transparent listener bound to one address (Envoy would report that address, not the original destination)',
+    ir: { ...good, listeners: [{ ...http, address: '10.0.0.1', transparent: true }, https] },
+    code: IrErrorCode.InvalidTransparent,
+    path: 'listeners[0].address',
+  },
+  {
+    name: 'a transparent TCP listener',
+    ir: {
+      ...good,
+      listeners: [{ ...http, protocol: 'TCP', virtualHosts: [], l4Routes: [], transparent: true }, https],
+    },
+    code: IrErrorCode.InvalidTransparent,
+    path: 'listeners[0].protocol',
+  },
+  {
+    name: 'an ordinary listener forwarding to the original destination (a loop back to itself)',
+    ir: {
+      ...withRoute({
+        ...route,
+        action: { kind: 'forward', backends: [{ backend: ORIGINAL_DESTINATION_BACKEND, weight: 1 }] },
+      }),
+      backends: [...good.backends, originalDestination],
+    },
+    code: IrErrorCode.InvalidOriginalDestination,
+    path: `${R}.action`,
+  },
+  {
+    name: 'an original-destination backend with endpoints',
+    ir: {
+      ...good,
+      backends: [
+        ...good.backends,
+        { ...originalDestination, endpoints: [{ address: '10.0.0.1', port: 80, ready: true }] },
+      ],
+    },
+    code: IrErrorCode.InvalidOriginalDestination,
+    path: 'backends[1].endpoints',
+  },
+  {
+    name: 'an original-destination backend under another name',
+    ir: { ...good, backends: [...good.backends, { ...originalDestination, name: 'default/od/80' }] },
+    code: IrErrorCode.InvalidOriginalDestination,
+    path: 'backends[1].name',
+  },
+  {
+    name: 'an upstream mark that is not a 32-bit mark',
+    ir: {
+      ...good,
+      backends: [...good.backends, { ...originalDestination, originalDestination: { upstreamMark: -1 } }],
+    },
+    code: IrErrorCode.InvalidOriginalDestination,
+    path: 'backends[1].originalDestination.upstreamMark',
+  },
+  {
+    name: 'the reserved name on an ordinary backend',
+    ir: {
+      ...good,
+      backends: [...good.backends, { name: ORIGINAL_DESTINATION_BACKEND, protocol: 'http1', endpoints: [] }],
+    },
+    code: IrErrorCode.InvalidOriginalDestination,
+    path: 'backends[1].originalDestination',
   },
 ];
 

@@ -59,7 +59,7 @@ interface ListenerShape {
 }
 
 interface ClusterShape {
-  edsClusterConfig: { serviceName: string };
+  edsClusterConfig?: { serviceName: string };
 }
 
 /** The bootstrap an Envoy would end up with after receiving `specs` over ADS. */
@@ -94,6 +94,8 @@ function staticBootstrap(specs: readonly ResourceSpec[]): ProtoObject {
 
   const clusters = [...byType(specs, TypeUrl.Cluster).values()].map((message) => {
     const { edsClusterConfig, ...rest } = message as unknown as ClusterShape;
+    // Clusters that are not EDS (the original-destination one) are static already.
+    if (edsClusterConfig === undefined) return message;
     return { ...rest, type: 'STATIC', loadAssignment: need(endpoints, edsClusterConfig.serviceName) };
   });
 

@@ -17,7 +17,8 @@ const CONNECT_TIMEOUT_MS = 5_000;
  * Skein does not configure). So the gRPC flavour gets the cluster without TLS and without endpoints:
  * calls to it fail with UNAVAILABLE, and never go out in clear text.
  */
-export function translateBackend(b: IrBackend, flavor: XdsFlavor = 'envoy'): [ResourceSpec, ResourceSpec] {
+export function translateBackend(b: IrBackend, flavor: XdsFlavor = 'envoy'): ResourceSpec[] {
+  if (b.originalDestination !== undefined) return [originalDestinationCluster(b)];
   if (flavor === 'grpc' && b.tls !== undefined) {
     const { tls: _tls, ...plain } = b;
     return [cluster({ ...plain, endpoints: [] }), clusterLoadAssignment(b.name, [])];
@@ -49,6 +50,43 @@ function cluster(b: IrBackend): ResourceSpec {
     ...(b.tls === undefined ? {} : { transportSocket: upstreamTls(b.tls, b.protocol) }),
   };
   return { typeUrl: TypeUrl.Cluster, name: b.name, message, deps: [], children: [endpointsKey(b.name)] };
+}
+
+/** SOL_SOCKET and SO_MARK (asm-generic/socket.h): Envoy sets socket options by number. */
+const SOL_SOCKET = 1;
+const SO_MARK = 36;
+
+/**
+ * The original-destination backend: an ORIGINAL_DST cluster, whose hosts are the destinations of the
+ * downstream connections themselves. The transparent listener puts each connection's local address in
+ * the filter state `envoy.network.transport_socket.original_dst_address` (see listener.ts), which this
+ * cluster reads before anything else; there is no NAT, so no SO_ORIGINAL_DST to fall back on. No EDS:
+ * the cluster has no children. The upstream mark is set before connect (SO_MARK needs CAP_NET_ADMIN).
+ */
+function originalDestinationCluster(b: IrBackend): ResourceSpec {
+  const mark = b.originalDestination?.upstreamMark;
+  const message: ProtoObject = {
+    name: b.name,
+    type: 'ORIGINAL_DST',
+    connectTimeout: durationMs(CONNECT_TIMEOUT_MS),
+    lbPolicy: 'CLUSTER_PROVIDED',
+    ...(mark === undefined
+      ? {}
+      : {
+          upstreamBindConfig: {
+            socketOptions: [
+              {
+                description: 'SO_MARK: the policy datapath passes the proxy its own connections',
+                level: SOL_SOCKET,
+                name: SO_MARK,
+                intValue: mark,
+                state: 'STATE_PREBIND',
+              },
+            ],
+          },
+        }),
+  };
+  return { typeUrl: TypeUrl.Cluster, name: b.name, message, deps: [], children: [] };
 }
 
 /**

@@ -1,11 +1,11 @@
 import type { IrCertificateSet, IrListener, IrRoute } from '../../model/ir.js';
 import { routeConfigName } from '../../model/names.js';
-import { TypeUrl } from '../proto.js';
+import { ExtensionType, type ProtoObject, TypeUrl } from '../proto.js';
 import type { ResourceSpec } from '../resource.js';
 import { downstreamTls, serverNames, TLS_INSPECTOR } from './downstreamTls.js';
 import { envoyHttpConnectionManager, HTTP_CONNECTION_MANAGER } from './httpConnectionManager.js';
 import { translateL4Listener } from './l4Listener.js';
-import { routeConfigKey, secretKey } from './protoValues.js';
+import { routeConfigKey, secretKey, wrapped } from './protoValues.js';
 import { dependsOnListener, type ListenerContext, type TranslatedRoute, translateRoute } from './route.js';
 import { envoyVirtualHosts, routeConfiguration } from './routeConfiguration.js';
 
@@ -29,7 +29,8 @@ export function translateListener(
 
   const rdsName = routeConfigName(l.name);
   // One connection manager, shared by every chain (one object, so it is encoded once).
-  const filters = [{ name: HTTP_CONNECTION_MANAGER, typedConfig: envoyHttpConnectionManager(l, rdsName) }];
+  const hcm = { name: HTTP_CONNECTION_MANAGER, typedConfig: envoyHttpConnectionManager(l, rdsName) };
+  const filters = l.transparent === true ? [KEEP_ORIGINAL_DESTINATION, hcm] : [hcm];
   const filterChains =
     l.protocol === 'HTTPS'
       ? sets.map((set) => ({
@@ -47,6 +48,9 @@ export function translateListener(
     message: {
       name: l.name,
       address: { socketAddress: { address: l.address, portValue: l.port } },
+      // IP_TRANSPARENT: the accepted sockets answer from the original destination, an address that is
+      // not the node's.
+      ...(l.transparent === true ? { transparent: wrapped(true) } : {}),
       ...(filterChains.some((c) => 'filterChainMatch' in c) ? { listenerFilters: [TLS_INSPECTOR] } : {}),
       filterChains,
     },
@@ -60,6 +64,24 @@ export function translateListener(
   const routeHere = (r: IrRoute) => (dependsOnListener(r) ? translateRoute(r, 'envoy', context) : routeOf(r));
   return [listener, routeConfiguration(rdsName, envoyVirtualHosts(l.virtualHosts), 'envoy', routeHere)];
 }
+
+/**
+ * A transparent listener's first network filter: the connection's local address is its original
+ * destination (the datapath assigned the packet to this socket without rewriting it), and the
+ * original-destination cluster reads it from this filter state (cluster.ts).
+ */
+const KEEP_ORIGINAL_DESTINATION: ProtoObject = {
+  name: 'envoy.filters.network.set_filter_state',
+  typedConfig: {
+    '@type': ExtensionType.NetworkSetFilterState,
+    onNewConnection: [
+      {
+        objectKey: 'envoy.network.transport_socket.original_dst_address',
+        formatString: { textFormatSource: { inlineString: '%DOWNSTREAM_LOCAL_ADDRESS%' } },
+      },
+    ],
+  },
+};
 
 /** HTTP/2 where the client offers it; the connection manager detects the protocol either way. */
 const HTTPS_ALPN = ['h2', 'http/1.1'];

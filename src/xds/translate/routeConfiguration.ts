@@ -1,4 +1,5 @@
 import type { IrRoute, IrVirtualHost } from '../../model/ir.js';
+import { ORIGINAL_DESTINATION_BACKEND } from '../../model/names.js';
 import { TypeUrl } from '../proto.js';
 import type { ResourceKey, ResourceSpec } from '../resource.js';
 import type { XdsFlavor } from './flavor.js';
@@ -68,9 +69,16 @@ export function envoyVirtualHosts(virtualHosts: readonly IrVirtualHost[]): Virtu
   return out;
 }
 
-/** Cluster then endpoints for each name, sorted by name so that equal inputs give equal deps. */
+/**
+ * Cluster then endpoints for each name, sorted by name so that equal inputs give equal deps. The
+ * original-destination cluster has no endpoints resource (its hosts are the connections' own).
+ */
 function clusterDeps(names: Iterable<string>): ResourceKey[] {
-  return [...names].sort(compareStrings).flatMap((n) => [clusterKey(n), endpointsKey(n)]);
+  return [...names]
+    .sort(compareStrings)
+    .flatMap((n) =>
+      n === ORIGINAL_DESTINATION_BACKEND ? [clusterKey(n)] : [clusterKey(n), endpointsKey(n)],
+    );
 }
 
 /** Code-unit order: the same everywhere, unlike `localeCompare`. */

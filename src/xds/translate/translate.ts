@@ -66,11 +66,19 @@ export function createIrTranslator(): IrTranslator {
       } else {
         const routeOf = (r: IrRoute) => memo(grpcRoutes, r, (k) => translateRoute(k, 'grpc'));
         const hostsOf = (l: IrListener) => memo(grpcListeners, l, (k) => translateGrpcListener(k, routeOf));
-        out.push(...grpcResources(ir.listeners, hostsOf));
+        // A transparent listener is the node proxy's socket; proxyless clients have no use for it.
+        out.push(
+          ...grpcResources(
+            ir.listeners.filter((l) => l.transparent !== true),
+            hostsOf,
+          ),
+        );
       }
       // Clusters and endpoints: the same specs for both flavours, so node groups of either kind share bytes.
       // (Except TLS backends, which proxyless clients cannot verify: see translateBackend.)
       for (const b of ir.backends) {
+        // The original-destination cluster serves only Envoy's transparent listener.
+        if (options.flavor === 'grpc' && b.originalDestination !== undefined) continue;
         if (options.flavor === 'grpc' && b.tls !== undefined) {
           out.push(...memo(grpcTlsBackends, b, (k) => translateBackend(k, 'grpc')));
         } else {
