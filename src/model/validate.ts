@@ -159,7 +159,7 @@ function validateListener(
   const usesOriginal = (list: readonly IrWeightedBackend[] | undefined): boolean =>
     list?.some((b) => b.backend === ORIGINAL_DESTINATION_BACKEND) === true;
   if (l.transparent !== true) {
-    l.virtualHosts.forEach((vh, j) =>
+    l.virtualHosts.forEach((vh, j) => {
       vh.routes.forEach((r, k) => {
         if (
           (r.action.kind === 'forward' && usesOriginal(r.action.backends)) ||
@@ -170,8 +170,8 @@ function validateListener(
             `${p}.virtualHosts[${j}].routes[${k}].action`,
             `only a transparent listener's routes can send to ${ORIGINAL_DESTINATION_BACKEND}`,
           );
-      }),
-    );
+      });
+    });
     l.l4Routes?.forEach((r, j) => {
       if (usesOriginal(r.backends))
         err(
