@@ -9,6 +9,8 @@ export const NetpolCode = {
   InvalidAnnotation: 'SKEIN_NETPOL_INVALID_ANNOTATION',
   /** Two pods (or a pod and the node) claim one address: the first keeps it. */
   DuplicateAddress: 'SKEIN_NETPOL_DUPLICATE_ADDRESS',
+  /** The redirect annotation while the L7 proxy is off (`l7Proxy: false`): its ports are allowed directly. */
+  RedirectDisabled: 'SKEIN_NETPOL_REDIRECT_DISABLED',
   /** A pod of this node has no host-side interface: its policy cannot be enforced. */
   NoInterface: 'SKEIN_NETPOL_NO_INTERFACE',
   /** The translated IR does not validate: a Skein bug. */

@@ -59,6 +59,11 @@ export interface PolicyOptions {
   readonly proxyPort?: number;
   /** Allow the node (kubelet probes) into every pod a policy isolates for ingress. Default true. */
   readonly allowFromHost?: boolean;
+  /**
+   * Whether the node proxy takes redirects (the agent's `l7Proxy`). Default true. Off, a redirect
+   * annotation is reported and the traffic its rules allow is allowed directly, not through the proxy.
+   */
+  readonly l7Proxy?: boolean;
 }
 
 export interface PolicyResult {
@@ -95,6 +100,7 @@ interface Context {
   readonly cidrs: readonly { readonly prefix: Prefix; readonly id: number }[];
   readonly diagnostics: Diagnostic[];
   readonly proxyPort: number;
+  readonly l7Proxy: boolean;
 }
 
 export function translatePolicy(objects: ObjectSet, options: PolicyOptions): PolicyResult {
@@ -130,6 +136,7 @@ export function translatePolicy(objects: ObjectSet, options: PolicyOptions): Pol
     cidrs,
     diagnostics,
     proxyPort: options.proxyPort ?? DEFAULT_PROXY_PORT,
+    l7Proxy: options.l7Proxy !== false,
   };
   // Rules come in policy order (namespace, name), whatever order the source gave.
   const policies = [...objects.networkPolicies].sort(
@@ -395,7 +402,7 @@ function direction(
   if (applying.length === 0) return { enforced: false, rules: [] };
   const rules: PolicyRule[] = [];
   for (const np of applying) {
-    const redirects = redirectPorts(np, ctx.diagnostics);
+    const redirects = redirectPorts(np, ctx);
     const list =
       type === 'Ingress'
         ? (np.spec?.ingress ?? []).map((r) => ({ peers: r.from, ports: r.ports }))
@@ -551,18 +558,31 @@ function peerIdentities(
 
 // --- redirects -------------------------------------------------------------------------------------
 
-function redirectPorts(np: NetworkPolicy, diagnostics: Diagnostic[]): number[] {
+function redirectPorts(np: NetworkPolicy, ctx: Context): number[] {
   const value = np.metadata?.annotations?.[REDIRECT_ANNOTATION];
   if (value === undefined) return [];
   const parts = value.split(',').map((s) => s.trim());
   const ports = parts.map(Number);
+  const object = objectKey('NetworkPolicy', np.metadata?.namespace ?? 'default', np.metadata?.name);
+  const field = `metadata.annotations.${REDIRECT_ANNOTATION}`;
   if (parts.some((s) => !/^[0-9]+$/.test(s)) || ports.some((p) => p < 1 || p > 65535)) {
-    diagnostics.push({
+    ctx.diagnostics.push({
       code: NetpolCode.InvalidAnnotation,
       severity: 'error',
-      object: objectKey('NetworkPolicy', np.metadata?.namespace ?? 'default', np.metadata?.name),
-      field: `metadata.annotations.${REDIRECT_ANNOTATION}`,
+      object,
+      field,
       message: `must be a comma-separated list of TCP ports in 1..65535, not ${JSON.stringify(value)}; nothing is redirected`,
+    });
+    return [];
+  }
+  if (!ctx.l7Proxy) {
+    ctx.diagnostics.push({
+      code: NetpolCode.RedirectDisabled,
+      severity: 'warning',
+      object,
+      field,
+      message:
+        'the L7 proxy is off on this node (l7Proxy: false); the traffic its rules allow is allowed without the proxy',
     });
     return [];
   }
