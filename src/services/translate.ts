@@ -4,9 +4,12 @@ import {
   AFFINITY_TIMEOUT_MAX_SECONDS,
   invalidServices,
   type LbAlgorithm,
+  LbIrErrorCode,
   type LbServiceIr,
   type LbSessionAffinity,
   type ServicesIr,
+  serviceKeyString,
+  serviceSocket,
   validateServices,
 } from '../model/serviceLb.js';
 import {
@@ -42,12 +45,7 @@ export function translateServices(objects: Pick<ObjectSet, 'services' | 'endpoin
   const diagnostics: Diagnostic[] = [];
   const slices = slicesByService(objects.endpointSlices);
   const services: LbServiceIr[] = [];
-  const sorted = [...objects.services].sort((a, b) => {
-    const ka = `${a.metadata?.namespace ?? 'default'}/${a.metadata?.name ?? ''}`;
-    const kb = `${b.metadata?.namespace ?? 'default'}/${b.metadata?.name ?? ''}`;
-    return ka < kb ? -1 : ka > kb ? 1 : 0;
-  });
-  for (const svc of sorted) {
+  for (const svc of sortServices(objects.services)) {
     const namespace = svc.metadata?.namespace ?? 'default';
     const name = svc.metadata?.name ?? '';
     services.push(
@@ -65,6 +63,95 @@ export function translateServices(objects: Pick<ObjectSet, 'services' | 'endpoin
     });
   }
   return { ir: { services: services.filter((_, i) => !bad.has(i)) }, diagnostics };
+}
+
+export interface ServicesTranslator {
+  /** What translateServices returns for `objects`; services whose inputs are unchanged are the same objects. */
+  translate(objects: Pick<ObjectSet, 'services' | 'endpointSlices'>): ServicesResult;
+}
+
+/**
+ * translateServices, memoised per Service: a Service whose object and EndpointSlices (by identity, as
+ * the sources keep unchanged objects) are those of the last call is not translated or validated again,
+ * and its IR services are the very same objects, so the load-balancing planner's own memo hits too. A
+ * build costs a pass over the Services and slices, and the translation of what changed.
+ */
+export function createServicesTranslator(): ServicesTranslator {
+  interface Entry {
+    readonly slices: readonly EndpointSlice[];
+    readonly services: readonly LbServiceIr[];
+    readonly diagnostics: readonly Diagnostic[];
+  }
+  let memo = new Map<Service, Entry>();
+  return {
+    translate(objects) {
+      const slices = slicesByService(objects.endpointSlices);
+      const next = new Map<Service, Entry>();
+      const services: LbServiceIr[] = [];
+      const diagnostics: Diagnostic[] = [];
+      const seen = new Set<string>();
+      for (const svc of sortServices(objects.services)) {
+        const namespace = svc.metadata?.namespace ?? 'default';
+        const name = svc.metadata?.name ?? '';
+        const own = slices.get(`${namespace}/${name}`) ?? [];
+        let entry = memo.get(svc);
+        if (entry === undefined || !sameItems(entry.slices, own)) {
+          const found: Diagnostic[] = [];
+          const translated = translateService(svc, namespace, name, own, found);
+          entry = { slices: own, ...checked(translated, found) };
+        }
+        next.set(svc, entry);
+        diagnostics.push(...entry.diagnostics);
+        for (const s of entry.services) {
+          // Cluster IPs are unique in a cluster; a clash means a bad input, and the first Service keeps it.
+          const key = serviceKeyString(s);
+          if (seen.has(key)) {
+            diagnostics.push({
+              code: ServicesCode.Internal,
+              severity: 'error',
+              object: objectKey('Service', namespace, name),
+              message: `${LbIrErrorCode.DuplicateService}: ${s.name} ${serviceSocket(s)}: an earlier Service has the same address, port and protocol`,
+            });
+            continue;
+          }
+          seen.add(key);
+          services.push(s);
+        }
+      }
+      memo = next;
+      return { ir: { services }, diagnostics };
+    },
+  };
+}
+
+/** One Service's IR services, those that validate, and a diagnostic for each problem of the others. */
+function checked(
+  services: readonly LbServiceIr[],
+  diagnostics: Diagnostic[],
+): { services: readonly LbServiceIr[]; diagnostics: readonly Diagnostic[] } {
+  const errors = validateServices({ services });
+  const bad = invalidServices(errors);
+  for (const e of errors) {
+    diagnostics.push({
+      code: ServicesCode.Internal,
+      severity: 'error',
+      field: e.path,
+      message: `${e.code}: ${e.message}`,
+    });
+  }
+  return { services: services.filter((_, i) => !bad.has(i)), diagnostics };
+}
+
+function sortServices(list: readonly Service[]): Service[] {
+  return [...list].sort((a, b) => {
+    const ka = `${a.metadata?.namespace ?? 'default'}/${a.metadata?.name ?? ''}`;
+    const kb = `${b.metadata?.namespace ?? 'default'}/${b.metadata?.name ?? ''}`;
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  });
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function translateService(

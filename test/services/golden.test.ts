@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { validateServices } from '../../src/model/serviceLb.js';
-import { translateServices } from '../../src/services/translate.js';
+import { createServicesTranslator, translateServices } from '../../src/services/translate.js';
 import { FileCache } from '../../src/sources/file/FileCache.js';
 import type { ObjectSet } from '../../src/sources/objects.js';
 
@@ -69,5 +69,48 @@ describe('Service + EndpointSlice → services IR golden files', () => {
       };
       expect(render(name, reversed)).toBe(render(name, objects));
     }
+  });
+});
+
+describe('the memoised services translator', () => {
+  it('gives what translateServices gives, for every case', () => {
+    for (const name of cases) {
+      const { objects } = load(name);
+      expect(createServicesTranslator().translate(objects), name).toEqual(translateServices(objects));
+    }
+  });
+
+  it('translates again only the Services whose object or slices changed', () => {
+    const { objects } = load(cases[0] ?? '');
+    const t = createServicesTranslator();
+    const first = t.translate(objects);
+    const svc = objects.services[0];
+    if (svc === undefined || first.ir.services.length < 2)
+      throw new Error('the first case needs two IR services');
+    const edited = {
+      ...svc,
+      metadata: { ...svc.metadata, annotations: { 'service.skein.io/lb-algorithm': 'maglev' } },
+    };
+    const second = t.translate({
+      ...objects,
+      services: objects.services.map((s) => (s === svc ? edited : s)),
+    });
+    const name = `${svc.metadata?.namespace ?? 'default'}/${svc.metadata?.name}/`;
+    expect(second.ir.services.filter((s) => s.name.startsWith(name)).length).toBeGreaterThan(0);
+    expect(second.ir.services.filter((s) => !s.name.startsWith(name)).length).toBeGreaterThan(0);
+    for (const s of second.ir.services) {
+      const before = first.ir.services.find((b) => b.name === s.name && b.address === s.address);
+      if (s.name.startsWith(name)) {
+        expect(s).not.toBe(before);
+        expect(s.algorithm).toBe('maglev');
+      } else expect(s).toBe(before);
+    }
+    // Unchanged input: every IR service is the one of the last call.
+    const third = t.translate({
+      ...objects,
+      services: objects.services.map((s) => (s === svc ? edited : s)),
+    });
+    expect(third.ir.services).toHaveLength(second.ir.services.length);
+    for (const [i, s] of third.ir.services.entries()) expect(s).toBe(second.ir.services[i]);
   });
 });
