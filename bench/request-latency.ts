@@ -1,4 +1,5 @@
 import { mkdir, rmdir } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { requireSupport } from '../src/datapath/addon.js';
 import type { BpfLink } from '../src/datapath/bpfObject.js';
@@ -9,11 +10,11 @@ import { LbReconciler } from '../src/datapath/lbReconcile.js';
 import { cleanupPolicy, DEFAULT_MARKS, PolicyDatapath } from '../src/datapath/policy.js';
 import { installProxyRouting, removeProxyRouting } from '../src/datapath/proxyRouting.js';
 import { findEnvoy } from '../src/envoy/findEnvoy.js';
-import { DEFAULT_PROXY_PORT, REDIRECT_ANNOTATION, translatePolicy } from '../src/policy/translate.js';
+import { REDIRECT_ANNOTATION, translatePolicy } from '../src/policy/translate.js';
 import { translateServices } from '../src/services/translate.js';
 import { emptyObjectSet } from '../src/sources/objects.js';
 import { type BenchEnvoy, cpuSeconds, ENVOY_CONCURRENCY, rssMiB, startEnvoy } from './latency/envoy.js';
-import { nodeProxyBootstrap, sidecarBootstrap, sidecarRules } from './latency/envoyConfigs.js';
+import { dumpedProxy, sidecarBootstrap, sidecarRules } from './latency/envoyConfigs.js';
 import {
   findFortio,
   GRPC_PORT,
@@ -23,6 +24,7 @@ import {
   type Protocol,
   startFortioServer,
 } from './latency/fortio.js';
+import { serveNodeProxy } from './latency/nodeProxyXds.js';
 import { makeWorld, run, type World } from './latency/world.js';
 import { machineInfo, printTable } from './machine.js';
 import type { Bench, BenchResult } from './run.js';
@@ -53,7 +55,7 @@ import type { Bench, BenchResult } from './run.js';
  * 1,000 requests and their RSS, for (c) (one Envoy) and (d) (two, summed).
  */
 
-type Mode = 'a' | 'b' | 'c' | 'd';
+export type Mode = 'a' | 'b' | 'c' | 'd';
 const MODES: readonly Mode[] = ['a', 'b', 'c', 'd'];
 const PROTOCOLS: readonly Protocol[] = ['http', 'grpc'];
 const MODE_NAMES: Readonly<Record<Mode, string>> = {
@@ -73,21 +75,36 @@ const ADDR = {
 };
 const VIP = '10.96.79.10';
 const NODE_NAME = 'bench-node';
-/** The sidecars' ports (Istio's outbound and inbound capture ports) and the mark of their own upstreams. */
+/** The sidecars' ports: Istio's outbound and inbound capture ports. */
 const SIDECAR_OUT_PORT = 15001;
 const SIDECAR_IN_PORT = 15006;
-const SIDECAR_MARK = 0x539;
 
-interface Config {
+export interface Config {
   readonly qps: number;
   readonly connections: number;
   readonly durationS: number;
   readonly warmupS: number;
   readonly repeats: number;
+  readonly modes: readonly Mode[];
+  readonly protocols: readonly Protocol[];
+  /** Pin the fortio client to CPU 0 and the servers to CPU 1 (when there are two); Envoys float. */
+  readonly pinning: boolean;
 }
 
-const FULL: Config = { qps: 1000, connections: 8, durationS: 10, warmupS: 3, repeats: 5 };
-const QUICK: Config = { qps: 200, connections: 2, durationS: 0.5, warmupS: 0, repeats: 1 };
+export const FULL: Config = {
+  qps: 1000,
+  connections: 8,
+  durationS: 10,
+  warmupS: 3,
+  repeats: 5,
+  modes: MODES,
+  protocols: PROTOCOLS,
+  pinning: true,
+};
+const QUICK: Config = { ...FULL, qps: 200, connections: 2, durationS: 0.5, warmupS: 0, repeats: 1 };
+
+const CLIENT_CPU = 0;
+const SERVER_CPU = 1;
 
 interface Setup {
   readonly world: World;
@@ -96,11 +113,13 @@ interface Setup {
   readonly cgroup: string;
   readonly nodeProxy: BenchEnvoy;
   readonly sidecars: readonly [BenchEnvoy, BenchEnvoy];
-  /** How (c)'s Envoy is configured. */
+  /** How (c)'s Envoy is configured, and what the bench changed in it. */
   readonly l7Config: string;
+  readonly l7Patches: readonly string[];
 }
 
-async function setUp(): Promise<Setup> {
+async function setUp(c: Config): Promise<Setup> {
+  const serverCpu = c.pinning && os.cpus().length > 1 ? SERVER_CPU : undefined;
   requireSupport();
   const fortio = findFortio();
   const envoyBin = await findEnvoy();
@@ -122,8 +141,8 @@ async function setUp(): Promise<Setup> {
     { nodeAddress: NODE_ADDRESS, prefix: 'skrl' },
   );
   try {
-    await startFortioServer(world, fortio.path, world.pod('server').netns);
-    await startFortioServer(world, fortio.path, world.pod('server-sc').netns);
+    await startFortioServer(world, fortio.path, world.pod('server').netns, serverCpu);
+    await startFortioServer(world, fortio.path, world.pod('server-sc').netns, serverCpu);
 
     // A private bpffs for both families' pins; the unmount drops whatever is left.
     const bpffs = path.join(world.dir, 'bpffs');
@@ -240,30 +259,46 @@ async function setUp(): Promise<Setup> {
     await installProxyRouting(routing);
     world.onRemove(() => removeProxyRouting(routing));
 
+    // The node Envoy, programmed over Skein's xDS with what Skein serves for these redirects.
+    const nodeAdmin = path.join(world.dir, 'node-proxy.admin');
+    const served = await serveNodeProxy({
+      policy: ir,
+      upstreamMark: DEFAULT_MARKS.fromProxy,
+      dir: world.dir,
+      adminSocket: nodeAdmin,
+    });
+    world.onRemove(() => served.close());
+    const proxyListener = served.listeners[0] ?? '';
     const nodeProxy = await startEnvoy(world, {
       name: 'node-proxy',
       netns: node,
       envoyPath: envoyBin.path,
-      adminSocket: path.join(world.dir, 'node-proxy.admin'),
-      bootstrap: nodeProxyBootstrap({
-        adminSocket: path.join(world.dir, 'node-proxy.admin'),
-        proxyPort: DEFAULT_PROXY_PORT,
-        fromProxyMark: DEFAULT_MARKS.fromProxy,
-      }),
+      adminSocket: nodeAdmin,
+      bootstrap: served.bootstrap,
+      // LIVE comes after the first LDS/CDS; the route configuration may still be on its way.
+      ready: async (e) =>
+        (await e.stats('^listener_manager\\.total_listeners_active$')).get(
+          'listener_manager.total_listeners_active',
+        ) === 1 && (await e.admin('/config_dump?resource=dynamic_route_configs')).includes(proxyListener),
     });
+    const dump = dumpedProxy(
+      JSON.parse(await nodeProxy.admin('/config_dump')) as { configs: Record<string, unknown>[] },
+      proxyListener,
+    );
 
-    // (d): Istio-shaped capture in both pods, one Envoy in each.
+    // (d): Istio-shaped capture in both pods, one Envoy in each, with the node proxy's configuration.
     const clientSc = world.pod('client-sc').netns;
     const serverSc = world.pod('server-sc').netns;
+    const mark = { mark: DEFAULT_MARKS.fromProxy, mask: DEFAULT_MARKS.mask };
     await world.exec(
       clientSc,
       ['iptables-restore'],
-      sidecarRules({ direction: 'outbound', port: SIDECAR_OUT_PORT, mark: SIDECAR_MARK }),
+      sidecarRules({ direction: 'outbound', port: SIDECAR_OUT_PORT, ...mark }),
     );
     await world.exec(
       serverSc,
       ['iptables-restore'],
-      sidecarRules({ direction: 'inbound', port: SIDECAR_IN_PORT, mark: SIDECAR_MARK }),
+      sidecarRules({ direction: 'inbound', port: SIDECAR_IN_PORT, ...mark }),
     );
     const sidecar = (name: string, netns: string, port: number) =>
       startEnvoy(world, {
@@ -271,11 +306,11 @@ async function setUp(): Promise<Setup> {
         netns,
         envoyPath: envoyBin.path,
         adminSocket: path.join(world.dir, `${name}.admin`),
-        bootstrap: sidecarBootstrap({
+        bootstrap: sidecarBootstrap(dump, {
           adminSocket: path.join(world.dir, `${name}.admin`),
           port,
-          mark: SIDECAR_MARK,
           name,
+          overloadManager: served.bootstrap['overload_manager'],
         }),
       });
     const outbound = await sidecar('outbound', clientSc, SIDECAR_OUT_PORT);
@@ -287,7 +322,8 @@ async function setUp(): Promise<Setup> {
       cgroup,
       nodeProxy,
       sidecars: [outbound, inbound],
-      l7Config: 'static bootstrap (bench/latency/envoyConfigs.ts, as test/datapath/redirect.e2e.test.ts)',
+      l7Config: "Skein's xDS: proxyIr(policy IR) → IR translator → encoder → snapshot → delta ADS",
+      l7Patches: served.patches,
     };
   } catch (err) {
     await world.remove().catch(() => undefined);
@@ -349,6 +385,7 @@ async function runCell(
       connections: c.connections,
       durationS,
       ...(mode === 'b' ? { cgroup: s.cgroup } : {}),
+      ...(c.pinning && os.cpus().length > 1 ? { cpu: CLIENT_CPU } : {}),
     },
     `${mode}-${protocol}-${repeat}`,
   );
@@ -380,129 +417,133 @@ export const bench: Bench = {
   name: 'request-latency',
   description:
     'HTTP/1.1 and gRPC latency at a fixed rate between two pod netns: direct vs Skein L4 (eBPF VIP) vs Skein L7 (node Envoy) vs sidecars',
-  async run({ quick }): Promise<BenchResult> {
-    const c = quick ? QUICK : FULL;
-    const s = await setUp();
-    const cells: Cell[] = [];
-    try {
-      if (c.warmupS > 0) {
-        for (const protocol of PROTOCOLS)
-          for (const mode of MODES) await runCell(s, c, mode, protocol, -1, c.warmupS);
-      }
-      for (let r = 0; r < c.repeats; r++) {
-        for (const protocol of PROTOCOLS) {
-          for (const mode of MODES) cells.push(await runCell(s, c, mode, protocol, r, c.durationS));
-        }
-        if (!quick) process.stdout.write(`  repeat ${r + 1}/${c.repeats} done\n`);
-      }
-    } finally {
-      await s.world.remove();
-    }
-
-    const latency: Record<string, Record<string, string | number>[]> = {};
-    const overhead: Record<string, string | number>[] = [];
-    const cost: Record<string, string | number>[] = [];
-    const targets: Record<string, string | number>[] = [];
-    for (const protocol of PROTOCOLS) {
-      const of = (m: Mode) => cells.filter((x) => x.mode === m && x.protocol === protocol);
-      const med = (m: Mode, p: Pct) => median(of(m).map((x) => pctOf(x.load, p)));
-      const rows: Record<string, string | number>[] = [];
-      for (const m of MODES) {
-        const xs = of(m);
-        rows.push({
-          path: MODE_NAMES[m],
-          'p50 µs': med(m, 'p50'),
-          'p90 µs': med(m, 'p90'),
-          'p99 µs': med(m, 'p99'),
-          'p50 /a': med(m, 'p50') / med('a', 'p50'),
-          'p90 /a': med(m, 'p90') / med('a', 'p90'),
-          'p99 /a': med(m, 'p99') / med('a', 'p99'),
-          requests: xs.reduce((n, x) => n + x.load.requests, 0),
-          errors: xs.reduce((n, x) => n + x.load.errors, 0),
-          'rate kept': `${xs.filter((x) => x.load.keptRate).length}/${xs.length}`,
-          'actual qps': median(xs.map((x) => x.load.actualQps)),
-        });
-      }
-      latency[protocol] = rows;
-      for (const m of ['b', 'c', 'd'] as const) {
-        overhead.push({
-          protocol,
-          path: MODE_NAMES[m],
-          'p50 +µs': med(m, 'p50') - med('a', 'p50'),
-          'p90 +µs': med(m, 'p90') - med('a', 'p90'),
-          'p99 +µs': med(m, 'p99') - med('a', 'p99'),
-        });
-      }
-      for (const m of ['c', 'd'] as const) {
-        const xs = of(m);
-        const requests = xs.reduce((n, x) => n + x.load.requests, 0);
-        const cpu = xs.reduce((n, x) => n + x.envoyCpuS, 0);
-        cost.push({
-          protocol,
-          path: MODE_NAMES[m],
-          envoys: m === 'c' ? 1 : 2,
-          'CPU ms / 1k req': (cpu * 1000) / (requests / 1000),
-          'RSS MiB': median(xs.map((x) => x.envoyRssMiB)),
-          requests,
-          'proxied (per Envoy)': envoysOf(s, m)
-            .map((_, i) => xs.reduce((n, x) => n + (x.proxied[i] ?? 0), 0))
-            .join(' / '),
-        });
-      }
-      for (const p of PERCENTILES) {
-        const a = med('a', p);
-        const ratioB = med('b', p) / a;
-        const overC = med('c', p) - a;
-        const overD = med('d', p) - a;
-        targets.push({
-          protocol,
-          percentile: p,
-          '(b)/(a)': ratioB,
-          '(b) within 2%': Math.abs(ratioB - 1) <= 0.02 ? 'yes' : 'no',
-          '(c) +µs': overC,
-          '(d) +µs': overD,
-          '(c)/(d) overhead': overC / overD,
-          '(c) ≤ half of (d)': overC <= overD / 2 ? 'yes' : 'no',
-        });
-      }
-    }
-    for (const protocol of PROTOCOLS) {
-      printTable(
-        `${protocol === 'http' ? 'HTTP/1.1' : 'gRPC'} latency at ${c.qps} rps, ${c.connections} connections, median of ${c.repeats} × ${c.durationS} s (µs; /a = ratio to no mesh)`,
-        latency[protocol] ?? [],
-      );
-    }
-    printTable('Overhead over (a), µs (median of each percentile, minus (a)’s)', overhead);
-    printTable(
-      `Proxy cost: Envoy CPU (utime+stime) per 1,000 requests and RSS (each Envoy --concurrency ${ENVOY_CONCURRENCY})`,
-      cost,
-    );
-    printTable('Targets: (b) within 2% of (a); (c)’s overhead at most half of (d)’s', targets);
-    return {
-      name: 'request-latency',
-      machine: machineInfo(s.envoyVersion),
-      config: {
-        ...c,
-        uniform: true,
-        envoyConcurrency: ENVOY_CONCURRENCY,
-        l7Config: s.l7Config,
-        sidecarCapture: 'iptables REDIRECT + original_dst listener filter (Istio-shaped)',
-        loadGenerator: `fortio ${findFortio().version}`,
-        order: 'interleaved: for each repeat, for each protocol, a b c d',
-      },
-      latency,
-      overhead,
-      proxyCost: cost,
-      targets,
-      cells: cells.map((x) => ({
-        mode: x.mode,
-        protocol: x.protocol,
-        repeat: x.repeat,
-        ...x.load,
-        proxied: x.proxied,
-        envoyCpuS: x.envoyCpuS,
-        envoyRssMiB: x.envoyRssMiB,
-      })),
-    };
-  },
+  run: ({ quick }) => measure(quick ? QUICK : FULL, quick),
 };
+
+/** The whole comparison with a given configuration (bench.run uses FULL or QUICK). */
+export async function measure(c: Config, quick = false): Promise<BenchResult> {
+  const MODES = c.modes;
+  const PROTOCOLS = c.protocols;
+  const s = await setUp(c);
+  const cells: Cell[] = [];
+  try {
+    if (c.warmupS > 0) {
+      for (const protocol of PROTOCOLS)
+        for (const mode of MODES) await runCell(s, c, mode, protocol, -1, c.warmupS);
+    }
+    for (let r = 0; r < c.repeats; r++) {
+      for (const protocol of PROTOCOLS) {
+        for (const mode of MODES) cells.push(await runCell(s, c, mode, protocol, r, c.durationS));
+      }
+      if (!quick) process.stdout.write(`  repeat ${r + 1}/${c.repeats} done\n`);
+    }
+  } finally {
+    await s.world.remove();
+  }
+
+  const latency: Record<string, Record<string, string | number>[]> = {};
+  const overhead: Record<string, string | number>[] = [];
+  const cost: Record<string, string | number>[] = [];
+  const targets: Record<string, string | number>[] = [];
+  for (const protocol of PROTOCOLS) {
+    const of = (m: Mode) => cells.filter((x) => x.mode === m && x.protocol === protocol);
+    const med = (m: Mode, p: Pct) => median(of(m).map((x) => pctOf(x.load, p)));
+    const rows: Record<string, string | number>[] = [];
+    for (const m of MODES) {
+      const xs = of(m);
+      rows.push({
+        path: MODE_NAMES[m],
+        'p50 µs': med(m, 'p50'),
+        'p90 µs': med(m, 'p90'),
+        'p99 µs': med(m, 'p99'),
+        'p50 /a': med(m, 'p50') / med('a', 'p50'),
+        'p90 /a': med(m, 'p90') / med('a', 'p90'),
+        'p99 /a': med(m, 'p99') / med('a', 'p99'),
+        requests: xs.reduce((n, x) => n + x.load.requests, 0),
+        errors: xs.reduce((n, x) => n + x.load.errors, 0),
+        'rate kept': `${xs.filter((x) => x.load.keptRate).length}/${xs.length}`,
+        'actual qps': median(xs.map((x) => x.load.actualQps)),
+      });
+    }
+    latency[protocol] = rows;
+    for (const m of ['b', 'c', 'd'] as const) {
+      overhead.push({
+        protocol,
+        path: MODE_NAMES[m],
+        'p50 +µs': med(m, 'p50') - med('a', 'p50'),
+        'p90 +µs': med(m, 'p90') - med('a', 'p90'),
+        'p99 +µs': med(m, 'p99') - med('a', 'p99'),
+      });
+    }
+    for (const m of ['c', 'd'] as const) {
+      const xs = of(m);
+      const requests = xs.reduce((n, x) => n + x.load.requests, 0);
+      const cpu = xs.reduce((n, x) => n + x.envoyCpuS, 0);
+      cost.push({
+        protocol,
+        path: MODE_NAMES[m],
+        envoys: m === 'c' ? 1 : 2,
+        'CPU ms / 1k req': (cpu * 1000) / (requests / 1000),
+        'RSS MiB': median(xs.map((x) => x.envoyRssMiB)),
+        requests,
+        'proxied (per Envoy)': envoysOf(s, m)
+          .map((_, i) => xs.reduce((n, x) => n + (x.proxied[i] ?? 0), 0))
+          .join(' / '),
+      });
+    }
+    for (const p of PERCENTILES) {
+      const a = med('a', p);
+      const ratioB = med('b', p) / a;
+      const overC = med('c', p) - a;
+      const overD = med('d', p) - a;
+      targets.push({
+        protocol,
+        percentile: p,
+        '(b)/(a)': ratioB,
+        '(b) within 2%': Math.abs(ratioB - 1) <= 0.02 ? 'yes' : 'no',
+        '(c) +µs': overC,
+        '(d) +µs': overD,
+        '(c)/(d) overhead': overC / overD,
+        '(c) ≤ half of (d)': overC <= overD / 2 ? 'yes' : 'no',
+      });
+    }
+  }
+  for (const protocol of PROTOCOLS) {
+    printTable(
+      `${protocol === 'http' ? 'HTTP/1.1' : 'gRPC'} latency at ${c.qps} rps, ${c.connections} connections, median of ${c.repeats} × ${c.durationS} s (µs; /a = ratio to no mesh)`,
+      latency[protocol] ?? [],
+    );
+  }
+  printTable('Overhead over (a), µs (median of each percentile, minus (a)’s)', overhead);
+  printTable(
+    `Proxy cost: Envoy CPU (utime+stime) per 1,000 requests and RSS (each Envoy --concurrency ${ENVOY_CONCURRENCY})`,
+    cost,
+  );
+  printTable('Targets: (b) within 2% of (a); (c)’s overhead at most half of (d)’s', targets);
+  return {
+    name: 'request-latency',
+    machine: machineInfo(s.envoyVersion),
+    config: {
+      ...c,
+      uniform: true,
+      envoyConcurrency: ENVOY_CONCURRENCY,
+      l7Config: s.l7Config,
+      sidecarCapture: 'iptables REDIRECT + original_dst listener filter (Istio-shaped)',
+      loadGenerator: `fortio ${findFortio().version}`,
+      order: 'interleaved: for each repeat, for each protocol, a b c d',
+    },
+    latency,
+    overhead,
+    proxyCost: cost,
+    targets,
+    cells: cells.map((x) => ({
+      mode: x.mode,
+      protocol: x.protocol,
+      repeat: x.repeat,
+      ...x.load,
+      proxied: x.proxied,
+      envoyCpuS: x.envoyCpuS,
+      envoyRssMiB: x.envoyRssMiB,
+    })),
+  };
+}

@@ -1,7 +1,10 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { stringify } from 'yaml';
 import { ControlPlane } from '../src/controlPlane.js';
 import { startEchoServer } from '../src/echo/echoServer.js';
 import { renderBootstrap } from '../src/envoy/bootstrap.js';
@@ -9,6 +12,7 @@ import { findEnvoy } from '../src/envoy/findEnvoy.js';
 import { EnvoySupervisor } from '../src/envoy/supervisor.js';
 import { silentLogger } from '../src/log.js';
 import { emptyObjectSet, type HTTPRoute, type ObjectSet } from '../src/sources/objects.js';
+import { startStandalone } from '../src/standalone.js';
 import { createXdsServer, type XdsServer } from '../src/xds/server.js';
 import { machineInfo, printTable, rssMiB } from './machine.js';
 import type { Bench, BenchResult } from './run.js';
@@ -16,19 +20,24 @@ import type { Bench, BenchResult } from './run.js';
 /**
  * Control-plane cost, with a real Envoy: for N HTTPRoutes, the time to translate (objects → encoded
  * snapshot), the time until Envoy has ACKed every type, and the RSS of Skein and Envoy; then one route
- * changed among N until Envoy serves it.
+ * changed among N until Envoy serves it; then the same through `skein up`'s file source (a YAML file
+ * rewritten until Envoy serves the change).
  *
- * Side by side in the same run, the baseline is a cold build: a fresh control plane (empty memo caches,
- * empty encoder) given the same objects. The incremental figures are reported as ratios against it.
+ * Each N runs in a fresh child process (this file with `--child`), so the RSS at N holds nothing left
+ * over from a smaller N. Side by side in the same run, the baseline is a cold build: a fresh control
+ * plane (empty memo caches, empty encoder) given the same objects. The incremental figures are reported
+ * as ratios against it.
  */
 
-const GATEWAY_PORT = 8080;
+/** The Gateway's default port in objectSet (bench/xds-fanout.ts never serves it). */
+const DEFAULT_GATEWAY_PORT = 8080;
 
 export function objectSet(
   n: number,
   backendPort: number,
   address: string,
   changed?: { index: number; path: string },
+  gatewayPort: number = DEFAULT_GATEWAY_PORT,
 ): ObjectSet {
   const services = Math.max(1, Math.ceil(n / 10));
   const routes: HTTPRoute[] = [];
@@ -77,7 +86,7 @@ export function objectSet(
             {
               name: 'http',
               protocol: 'HTTP',
-              port: GATEWAY_PORT,
+              port: gatewayPort,
               allowedRoutes: { namespaces: { from: 'Same' } },
             },
           ],
@@ -149,108 +158,270 @@ async function untilServed(url: string, timeoutMs: number): Promise<number> {
   throw new Error(`${url} not served within ${timeoutMs} ms`);
 }
 
+/** A TCP port free on 127.0.0.1 right now (the kernel's pick), for the Gateway listener. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() =>
+        typeof addr === 'object' && addr !== null ? resolve(addr.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+}
+
+/** The edits of one run: `samples` different routes, spread over the N. */
+function editIndexes(n: number, samples: number): number[] {
+  return Array.from({ length: samples }, (_, k) => Math.floor(((k + 0.5) * n) / samples));
+}
+
+type Row = Record<string, string | number>;
+
+/**
+ * In a child: cold build of N routes until Envoy has ACKed and serves them, RSS, then `samples` edits
+ * of one route each (incremental apply until served), and a cold rebuild of the last edit's objects.
+ */
+async function measurePush(n: number, samples: number): Promise<{ push: Row; oneChange: Row }> {
+  const envoyBin = await findEnvoy();
+  const backend = await startEchoServer({ name: 'bench' });
+  const runDir = await mkdtemp(path.join(os.tmpdir(), 'skein-bench-'));
+  const address = '127.0.0.1';
+  const port = await freePort();
+  const cp = new ControlPlane({ logger: silentLogger });
+  const xds = createXdsServer({ cache: cp.cache, logger: silentLogger });
+  const socketPath = path.join(runDir, 'xds.sock');
+  const envoy = new EnvoySupervisor({
+    envoyPath: envoyBin.path,
+    bootstrapPath: path.join(runDir, 'bootstrap.json'),
+    logger: silentLogger,
+    runDir,
+    drainTimeoutMs: 0,
+    concurrency: 1,
+  });
+  try {
+    await xds.listen(`unix://${socketPath}`);
+    await writeFile(
+      path.join(runDir, 'bootstrap.json'),
+      JSON.stringify(
+        renderBootstrap({
+          nodeId: `bench-${n}`,
+          nodeCluster: 'bench',
+          xds: { socketPath },
+          adminPort: 0,
+          delta: true,
+        }),
+      ),
+    );
+    await envoy.start();
+    const objects = objectSet(n, backend.port, address, undefined, port);
+    const rss0 = rssMiB();
+    // Cold build: translate + encode everything, then until Envoy has ACKed it all.
+    const t0 = performance.now();
+    const report = cp.apply(objects);
+    const translateMs = performance.now() - t0;
+    if (!report.published) throw new Error(`not published: ${report.errors.join('; ')}`);
+    const ackMs = await untilAcked(xds, 120_000);
+    await untilServed(`http://${address}:${port}/r${n - 1}`, 60_000);
+    global.gc?.();
+    const envoyPid = envoy.pid;
+    const push: Row = {
+      routes: n,
+      'translate ms': translateMs,
+      'until ACK ms': ackMs,
+      'total ms': translateMs + ackMs,
+      'skein RSS MiB': rssMiB(),
+      'skein RSS before MiB': rss0,
+      'envoy RSS MiB': envoyPid === undefined ? Number.NaN : rssMiB(envoyPid),
+    };
+
+    // One change among N: incremental (warm caches), each a different route, until Envoy serves it.
+    const translate: number[] = [];
+    const served: number[] = [];
+    let encoded = 0;
+    let changed = objects;
+    for (const [k, index] of editIndexes(n, samples).entries()) {
+      const changedPath = `/changed-${k}`;
+      changed = objectSet(n, backend.port, address, { index, path: changedPath }, port);
+      const c0 = performance.now();
+      const inc = cp.apply(changed);
+      translate.push(performance.now() - c0);
+      encoded = inc.encoded;
+      await untilServed(`http://${address}:${port}${changedPath}`, 30_000);
+      served.push(performance.now() - c0);
+    }
+    const cold = new ControlPlane({ logger: silentLogger });
+    const k0 = performance.now();
+    cold.apply(changed);
+    const coldTranslate = performance.now() - k0;
+    const oneChange: Row = {
+      routes: n,
+      edits: samples,
+      'incremental translate ms': median(translate),
+      'resources encoded': encoded,
+      'edit → served ms': median(served),
+      'max edit → served ms': Math.max(...served),
+      'cold translate ms (baseline)': coldTranslate,
+      'incremental / cold': median(translate) / coldTranslate,
+    };
+    return { push, oneChange };
+  } finally {
+    await envoy.stop();
+    await xds.close();
+    await backend.close();
+    await rm(runDir, { recursive: true, force: true });
+  }
+}
+
+/** Routes per YAML file in the file-source run (an application's worth). */
+const ROUTES_PER_FILE = 10;
+
+function routeFile(objects: ObjectSet, file: number): string {
+  const routes = objects.httpRoutes.slice(file * ROUTES_PER_FILE, (file + 1) * ROUTES_PER_FILE);
+  return routes.map((r) => stringify(r)).join('---\n');
+}
+
+/**
+ * In a child: `skein up` (startStandalone: file source, ControlPlane, xDS, a supervised Envoy) on a
+ * directory of N routes in files of ROUTES_PER_FILE; then `samples` edits, each rewriting one file with
+ * one route's path changed, timed from the write until Envoy serves the new path. The file source waits
+ * for 50 ms of quiet after the last event (its debounce), which is in the figure.
+ */
+async function measureFileEdit(n: number, samples: number): Promise<Row> {
+  const backend = await startEchoServer({ name: 'bench' });
+  const runDir = await mkdtemp(path.join(os.tmpdir(), 'skein-bench-file-'));
+  const configDir = path.join(runDir, 'config');
+  await mkdir(configDir);
+  const address = '127.0.0.1';
+  const port = await freePort();
+  const objects = objectSet(n, backend.port, address, undefined, port);
+  const infra = [
+    ...objects.gatewayClasses,
+    ...objects.gateways,
+    ...objects.services,
+    ...objects.endpointSlices,
+  ];
+  await writeFile(path.join(configDir, 'gateway.yaml'), infra.map((o) => stringify(o)).join('---\n'));
+  const files = Math.ceil(n / ROUTES_PER_FILE);
+  for (let f = 0; f < files; f++)
+    await writeFile(path.join(configDir, `routes-${f}.yaml`), routeFile(objects, f));
+  const t0 = performance.now();
+  const skein = await startStandalone({
+    configDir,
+    logger: silentLogger,
+    xds: { socketPath: path.join(runDir, 'xds.sock') },
+    adminPort: 0,
+    statusPort: 0,
+    delta: true,
+    envoy: true,
+    nodeId: `bench-file-${n}`,
+    nodeCluster: 'bench',
+    runDir,
+    drainTimeoutMs: 0,
+    envoyLogLevel: 'error',
+  });
+  try {
+    await skein.firstBuild;
+    await untilServed(`http://${address}:${port}/r${n - 1}`, 120_000);
+    const startMs = performance.now() - t0;
+    const served: number[] = [];
+    for (const [k, index] of editIndexes(n, samples).entries()) {
+      const changedPath = `/file-changed-${k}`;
+      const edited = objectSet(n, backend.port, address, { index, path: changedPath }, port);
+      const file = Math.floor(index / ROUTES_PER_FILE);
+      const c0 = performance.now();
+      await writeFile(path.join(configDir, `routes-${file}.yaml`), routeFile(edited, file));
+      await untilServed(`http://${address}:${port}${changedPath}`, 30_000);
+      served.push(performance.now() - c0);
+    }
+    return {
+      routes: n,
+      files: files + 1,
+      edits: samples,
+      'skein up → all served ms': startMs,
+      'file edit → served ms': median(served),
+      'max ms': Math.max(...served),
+    };
+  } finally {
+    await skein.stop();
+    await backend.close();
+    await rm(runDir, { recursive: true, force: true });
+  }
+}
+
+type ChildMode = 'push' | 'file';
+
+/** Runs one measurement in a fresh Node process (this file, `--child`), so nothing is left over in its heap. */
+function inChild<T>(mode: ChildMode, n: number, samples: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', import.meta.filename, '--child', mode, String(n), String(samples)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code !== 0 || line === undefined)
+        reject(new Error(`xds-translate-push child (${mode} ${n}) exited with ${code}: ${out.slice(-2000)}`));
+      else resolve(JSON.parse(line.slice('RESULT '.length)) as T);
+    });
+  });
+}
+
 export const bench: Bench = {
   name: 'xds-translate-push',
-  description: 'translate and push N HTTPRoutes to a real Envoy; one change among N',
+  description:
+    'translate and push N HTTPRoutes to a real Envoy; one change among N; the same through the file source',
   async run({ quick }): Promise<BenchResult> {
     const sizes = quick ? [10, 100] : [100, 1000, 10_000];
+    const samples = quick ? 2 : 5;
     const envoyBin = await findEnvoy();
-    const backend = await startEchoServer({ name: 'bench' });
-    const rows: Record<string, string | number>[] = [];
-    const changeRows: Record<string, string | number>[] = [];
-    try {
-      for (const n of sizes) {
-        const runDir = await mkdtemp(path.join(os.tmpdir(), 'skein-bench-'));
-        const address = '127.0.0.1';
-        const cp = new ControlPlane({ logger: silentLogger });
-        const xds = createXdsServer({ cache: cp.cache, logger: silentLogger });
-        const socketPath = path.join(runDir, 'xds.sock');
-        await xds.listen(`unix://${socketPath}`);
-        const bootstrapPath = path.join(runDir, 'bootstrap.json');
-        await writeFile(
-          bootstrapPath,
-          JSON.stringify(
-            renderBootstrap({
-              nodeId: `bench-${n}`,
-              nodeCluster: 'bench',
-              xds: { socketPath },
-              adminPort: 0,
-              delta: true,
-            }),
-          ),
-        );
-        const envoy = new EnvoySupervisor({
-          envoyPath: envoyBin.path,
-          bootstrapPath,
-          logger: silentLogger,
-          runDir,
-          drainTimeoutMs: 0,
-          concurrency: 1,
-        });
-        try {
-          await envoy.start();
-          const objects = objectSet(n, backend.port, address);
-          const rss0 = rssMiB();
-          // Cold build: translate + encode everything, then until Envoy has ACKed it all.
-          const t0 = performance.now();
-          const report = cp.apply(objects);
-          const translateMs = performance.now() - t0;
-          if (!report.published) throw new Error(`not published: ${report.errors.join('; ')}`);
-          const ackMs = await untilAcked(xds, 120_000);
-          const last = `http://${address}:${GATEWAY_PORT}/r${n - 1}`;
-          await untilServed(last, 60_000);
-          const envoyPid = envoy.pid;
-          rows.push({
-            routes: n,
-            'translate ms': translateMs,
-            'until ACK ms': ackMs,
-            'total ms': translateMs + ackMs,
-            'skein RSS MiB': rssMiB(),
-            'skein ΔRSS MiB': rssMiB() - rss0,
-            'envoy RSS MiB': envoyPid === undefined ? Number.NaN : rssMiB(envoyPid),
-          });
-
-          // One change among N: incremental (warm caches) vs a cold rebuild of the same objects.
-          const index = Math.floor(n / 2);
-          const changedPath = `/changed-${index}`;
-          const changedObjects = objectSet(n, backend.port, address, { index, path: changedPath });
-          const c0 = performance.now();
-          const inc = cp.apply(changedObjects);
-          const incTranslate = performance.now() - c0;
-          await untilServed(`http://${address}:${GATEWAY_PORT}${changedPath}`, 30_000);
-          const incServed = performance.now() - c0;
-
-          const cold = new ControlPlane({ logger: silentLogger });
-          const k0 = performance.now();
-          cold.apply(changedObjects);
-          const coldTranslate = performance.now() - k0;
-          changeRows.push({
-            routes: n,
-            'incremental translate ms': incTranslate,
-            'resources encoded': inc.encoded,
-            'edit → served ms': incServed,
-            'cold translate ms (baseline)': coldTranslate,
-            'incremental / cold': incTranslate / coldTranslate,
-          });
-        } finally {
-          await envoy.stop();
-          await xds.close();
-          await rm(runDir, { recursive: true, force: true });
-        }
-      }
-    } finally {
-      await backend.close();
+    const rows: Row[] = [];
+    const changeRows: Row[] = [];
+    const fileRows: Row[] = [];
+    for (const n of sizes) {
+      const r = await inChild<{ push: Row; oneChange: Row }>('push', n, samples);
+      rows.push(r.push);
+      changeRows.push(r.oneChange);
     }
-    printTable('Translate and push N HTTPRoutes to a real Envoy (delta ADS, 1 worker)', rows);
+    for (const n of sizes) fileRows.push(await inChild<Row>('file', n, samples));
     printTable(
-      'One route changed among N: incremental build vs cold rebuild (baseline), side by side',
+      'Translate and push N HTTPRoutes to a real Envoy (delta ADS, 1 worker; each N in a fresh process)',
+      rows,
+    );
+    printTable(
+      `One route changed among N (median of ${samples} edits): incremental build vs cold rebuild (baseline), side by side`,
       changeRows,
+    );
+    printTable(
+      `skein up (file source): one YAML file of ${ROUTES_PER_FILE} routes rewritten until Envoy serves the change (median of ${samples}; includes the 50 ms debounce)`,
+      fileRows,
     );
     return {
       name: 'xds-translate-push',
       machine: machineInfo(envoyBin.version),
       push: rows,
       oneChange: changeRows,
+      fileEdit: fileRows,
     };
   },
 };
+
+if (process.argv[2] === '--child') {
+  const [mode, n, samples] = [process.argv[3] as ChildMode, Number(process.argv[4]), Number(process.argv[5])];
+  const result = mode === 'push' ? await measurePush(n, samples) : await measureFileEdit(n, samples);
+  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+  process.exit(0);
+}

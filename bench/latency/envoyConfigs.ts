@@ -1,180 +1,117 @@
 /**
- * The static Envoy configurations of bench/request-latency.ts (proto3 JSON for `envoy -c`): the node
- * proxy of the L7 path and the two sidecars of the sidecar model. All three share one HTTP connection
- * manager, with the settings Skein gives the connection managers it serves (envoyHttpConnectionManager
- * in src/xds/translate/httpConnectionManager.ts: path normalisation, merged slashes, escaped slashes
- * redirected, the peer as the client address, a one-hour idle timeout, the CORS filter then the router),
- * without its access log, and one catch-all route to an ORIGINAL_DST cluster that speaks whatever the
- * client spoke (HTTP/1.1 or, for gRPC, HTTP/2). They differ only in how a connection reaches them:
- *
- * - node proxy: a transparent listener that the policy datapath hands the pod's connection to with
- *   bpf_sk_assign (nothing rewritten; the original destination is the accepted socket's local address,
- *   handed to the cluster through filter state), as test/datapath/redirect.e2e.test.ts configures it;
- * - sidecars: iptables REDIRECT in the pod (as Istio's init container sets it up) and the original_dst
- *   listener filter, which reads the destination back from conntrack (SO_ORIGINAL_DST).
+ * The sidecars of bench/request-latency.ts, made from what the node Envoy of the L7 path was served
+ * (its /config_dump, proto3 JSON): the same HTTP connection manager (Skein's settings and filter chain,
+ * its route configuration inline instead of over RDS), the same route and the same ORIGINAL_DST cluster
+ * (with its upstream mark). Only the way a connection reaches them differs, as it does between the two
+ * models: the node proxy has a transparent listener that the policy datapath hands connections to with
+ * bpf_sk_assign (nothing rewritten; the original destination goes to the cluster through filter
+ * state), a sidecar has iptables REDIRECT in its pod (as Istio's init container sets it up) and the
+ * original_dst listener filter, which reads the destination back from conntrack (SO_ORIGINAL_DST).
  */
 
-export const CONNECTION_MANAGER_SETTINGS = {
-  normalize_path: true,
-  merge_slashes: true,
-  path_with_escaped_slashes_action: 'UNESCAPE_AND_REDIRECT',
-  use_remote_address: true,
-  common_http_protocol_options: { idle_timeout: '3600s' },
-} as const;
+export const HTTP_CONNECTION_MANAGER = 'envoy.filters.network.http_connection_manager';
 
-export const HTTP_FILTERS = [
-  {
-    name: 'envoy.filters.http.cors',
-    typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' },
-  },
-  {
-    name: 'envoy.filters.http.router',
-    typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
-  },
-];
+type Json = Record<string, unknown>;
 
-const CLUSTER = 'original_dst';
+/** What the node Envoy holds, from /config_dump. */
+export interface DumpedProxy {
+  /** dynamic_listeners[].active_state.listener */
+  readonly listener: Json;
+  /** dynamic_route_configs[].route_config */
+  readonly routeConfigs: readonly Json[];
+  /** dynamic_active_clusters[].cluster */
+  readonly clusters: readonly Json[];
+}
 
-function httpConnectionManager(statPrefix: string): unknown {
+/** Reads the node proxy's listener, route configurations and clusters out of a /config_dump body. */
+export function dumpedProxy(dump: { configs: readonly Json[] }, listenerName: string): DumpedProxy {
+  const byType = (name: string): Json | undefined =>
+    dump.configs.find((c) => c['@type'] === `type.googleapis.com/envoy.admin.v3.${name}`);
+  // The dumped resources are Anys: their JSON carries an `@type` that a bootstrap's fields do not take.
+  const plain = (any: unknown): Json => {
+    const { '@type': _type, ...rest } = any as Json;
+    return rest;
+  };
+  const listeners = (byType('ListenersConfigDump')?.['dynamic_listeners'] ?? []) as Json[];
+  const entry = listeners.find((l) => l['name'] === listenerName);
+  const active = (entry?.['active_state'] as Json | undefined)?.['listener'];
+  const listener = active === undefined ? undefined : plain(active);
+  if (listener === undefined) throw new Error(`the node proxy has no active listener ${listenerName}`);
+  const routeConfigs = ((byType('RoutesConfigDump')?.['dynamic_route_configs'] ?? []) as Json[]).map((r) =>
+    plain(r['route_config']),
+  );
+  const clusters = ((byType('ClustersConfigDump')?.['dynamic_active_clusters'] ?? []) as Json[]).map((c) =>
+    plain(c['cluster']),
+  );
+  return { listener, routeConfigs, clusters };
+}
+
+/** The node proxy's connection manager, with its route configuration inline (a sidecar has no RDS here). */
+export function inlineConnectionManager(p: DumpedProxy, statPrefix: string): Json {
+  const chains = (p.listener['filter_chains'] ?? []) as Json[];
+  const filters = chains.flatMap((c) => (c['filters'] ?? []) as Json[]);
+  const hcm = filters.find((f) => f['name'] === HTTP_CONNECTION_MANAGER);
+  if (hcm === undefined || chains.length !== 1)
+    throw new Error('the node proxy listener does not have one filter chain with a connection manager');
+  const { rds, ...config } = hcm['typed_config'] as Json;
+  const routeName = (rds as Json | undefined)?.['route_config_name'];
+  const routeConfig = p.routeConfigs.find((r) => r['name'] === routeName);
+  if (routeConfig === undefined)
+    throw new Error(`the node proxy has no route configuration ${String(routeName)}`);
   return {
-    name: 'envoy.filters.network.http_connection_manager',
-    typed_config: {
-      '@type':
-        'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-      stat_prefix: statPrefix,
-      route_config: {
-        name: statPrefix,
-        virtual_hosts: [
-          { name: 'any', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: CLUSTER } }] },
-        ],
-      },
-      http_filters: HTTP_FILTERS,
-      ...CONNECTION_MANAGER_SETTINGS,
-    },
+    name: HTTP_CONNECTION_MANAGER,
+    typed_config: { ...config, stat_prefix: statPrefix, route_config: routeConfig },
   };
 }
 
-/** The upstream cluster: the original destination, marked so that neither the datapath nor iptables take it again. */
-function originalDstCluster(mark: number): unknown {
+/** A sidecar's bootstrap: the node proxy's connection manager and clusters behind an iptables-captured listener. */
+export function sidecarBootstrap(
+  p: DumpedProxy,
+  o: { name: string; port: number; adminSocket: string; overloadManager: unknown },
+): Json {
   return {
-    name: CLUSTER,
-    type: 'ORIGINAL_DST',
-    lb_policy: 'CLUSTER_PROVIDED',
-    connect_timeout: '1s',
-    upstream_bind_config: {
-      source_address: { address: '0.0.0.0', port_value: 0 },
-      // SO_MARK (SOL_SOCKET 1, 36).
-      socket_options: [{ level: 1, name: 36, int_value: mark, state: 'STATE_PREBIND' }],
-    },
-    typed_extension_protocol_options: {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-        use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} },
-      },
-    },
-  };
-}
-
-function bootstrap(id: string, adminSocket: string, listener: unknown, mark: number): unknown {
-  return {
-    node: { id, cluster: 'skein-bench' },
-    admin: { address: { pipe: { path: adminSocket } } },
-    static_resources: { listeners: [listener], clusters: [originalDstCluster(mark)] },
-    // As envoy/bootstrap.yaml: a bound on downstream connections (Envoy warns without one).
-    overload_manager: {
-      resource_monitors: [
+    node: { id: `bench-${o.name}`, cluster: 'skein-bench' },
+    admin: { address: { pipe: { path: o.adminSocket } } },
+    static_resources: {
+      listeners: [
         {
-          name: 'envoy.resource_monitors.global_downstream_max_connections',
-          typed_config: {
-            '@type':
-              'type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig',
-            max_active_downstream_connections: 50000,
-          },
-        },
-      ],
-    },
-  };
-}
-
-/** The node Envoy of the L7 path: the policy datapath's redirect target on `proxyPort`. */
-export function nodeProxyBootstrap(o: {
-  adminSocket: string;
-  proxyPort: number;
-  fromProxyMark: number;
-}): unknown {
-  return bootstrap(
-    'bench-node-proxy',
-    o.adminSocket,
-    {
-      name: 'redirect',
-      // The wildcard address: Envoy then asks the accepted socket for its local address (the original
-      // destination) instead of taking the listener's.
-      address: { socket_address: { address: '0.0.0.0', port_value: o.proxyPort } },
-      transparent: true,
-      filter_chains: [
-        {
-          filters: [
+          name: o.name,
+          address: { socket_address: { address: '0.0.0.0', port_value: o.port } },
+          listener_filters: [
             {
-              name: 'envoy.filters.network.set_filter_state',
+              name: 'envoy.filters.listener.original_dst',
               typed_config: {
-                '@type': 'type.googleapis.com/envoy.extensions.filters.network.set_filter_state.v3.Config',
-                on_new_connection: [
-                  {
-                    object_key: 'envoy.network.transport_socket.original_dst_address',
-                    format_string: { text_format_source: { inline_string: '%DOWNSTREAM_LOCAL_ADDRESS%' } },
-                  },
-                ],
+                '@type': 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
               },
             },
-            httpConnectionManager('redirect'),
           ],
+          filter_chains: [{ filters: [inlineConnectionManager(p, o.name)] }],
         },
       ],
+      clusters: p.clusters,
     },
-    o.fromProxyMark,
-  );
-}
-
-/** A sidecar: outbound (client pod) or inbound (server pod), captured by iptables REDIRECT to `port`. */
-export function sidecarBootstrap(o: {
-  adminSocket: string;
-  port: number;
-  mark: number;
-  name: string;
-}): unknown {
-  return bootstrap(
-    `bench-${o.name}`,
-    o.adminSocket,
-    {
-      name: o.name,
-      address: { socket_address: { address: '0.0.0.0', port_value: o.port } },
-      listener_filters: [
-        {
-          name: 'envoy.filters.listener.original_dst',
-          typed_config: {
-            '@type': 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
-          },
-        },
-      ],
-      filter_chains: [{ filters: [httpConnectionManager(o.name)] }],
-    },
-    o.mark,
-  );
+    overload_manager: o.overloadManager,
+  };
 }
 
 /**
  * The nat rules of a sidecar's pod, in Istio's shape: outbound TCP from the client pod to the sidecar's
- * port (the sidecar's own connections, marked, and loopback excepted), inbound TCP into the server pod
+ * port (the sidecar's own connections, which carry the cluster's upstream mark, and loopback excepted), inbound TCP into the server pod
  * to its sidecar's port.
  */
-export function sidecarRules(o: { direction: 'outbound' | 'inbound'; port: number; mark: number }): string {
+export function sidecarRules(o: {
+  direction: 'outbound' | 'inbound';
+  port: number;
+  mark: number;
+  mask: number;
+}): string {
   const lines =
     o.direction === 'outbound'
       ? [
           '*nat',
           ':SKEIN-BENCH-OUTPUT - [0:0]',
           '-A OUTPUT -p tcp -j SKEIN-BENCH-OUTPUT',
-          `-A SKEIN-BENCH-OUTPUT -m mark --mark 0x${o.mark.toString(16)} -j RETURN`,
+          `-A SKEIN-BENCH-OUTPUT -m mark --mark 0x${o.mark.toString(16)}/0x${o.mask.toString(16)} -j RETURN`,
           '-A SKEIN-BENCH-OUTPUT -d 127.0.0.0/8 -j RETURN',
           `-A SKEIN-BENCH-OUTPUT -p tcp -j REDIRECT --to-ports ${o.port}`,
           'COMMIT',

@@ -17,6 +17,10 @@ export const GRPC_PORT = 8079;
 
 export type Protocol = 'http' | 'grpc';
 
+/** `taskset -c CPU` (all of the process's threads on that CPU), or nothing. */
+export const pin = (cpu: number | undefined): string[] =>
+  cpu === undefined ? [] : ['taskset', '-c', String(cpu)];
+
 export function findFortio(): { path: string; version: string } {
   const bin = (fortioPath as (env: NodeJS.ProcessEnv) => string)(process.env);
   if (!existsSync(bin))
@@ -25,10 +29,16 @@ export function findFortio(): { path: string; version: string } {
 }
 
 /** A fortio server (HTTP echo on 8080, gRPC ping on 8079, nothing else) in a pod; resolves once both answer. */
-export async function startFortioServer(w: World, fortio: string, netns: string): Promise<Proc> {
+export async function startFortioServer(
+  w: World,
+  fortio: string,
+  netns: string,
+  cpu?: number,
+): Promise<Proc> {
   const proc = w.spawn(
     netns,
     [
+      ...pin(cpu),
       fortio,
       'server',
       '-http-port',
@@ -76,6 +86,8 @@ export interface LoadOptions {
   readonly durationS: number;
   /** Runs fortio inside this cgroup (v2 directory) too. */
   readonly cgroup?: string;
+  /** Pins fortio to this CPU. */
+  readonly cpu?: number;
 }
 
 export interface LoadResult {
@@ -124,6 +136,7 @@ export async function load(
   const accessLog = path.join(w.dir, `${tag}.access.jsonl`);
   await rm(accessLog, { force: true });
   const argv = [
+    ...pin(o.cpu),
     fortio,
     'load',
     ...(o.protocol === 'grpc' ? ['-grpc', '-ping'] : []),
