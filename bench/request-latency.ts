@@ -432,8 +432,10 @@ export async function measure(c: Config, quick = false): Promise<BenchResult> {
         for (const mode of MODES) await runCell(s, c, mode, protocol, -1, c.warmupS);
     }
     for (let r = 0; r < c.repeats; r++) {
+      // Each repeat starts one path later (a b c d, b c d a, …): no path always follows the same one.
+      const order = MODES.map((_, i) => MODES[(i + r) % MODES.length] as Mode);
       for (const protocol of PROTOCOLS) {
-        for (const mode of MODES) cells.push(await runCell(s, c, mode, protocol, r, c.durationS));
+        for (const mode of order) cells.push(await runCell(s, c, mode, protocol, r, c.durationS));
       }
       if (!quick) process.stdout.write(`  repeat ${r + 1}/${c.repeats} done\n`);
     }
@@ -530,7 +532,8 @@ export async function measure(c: Config, quick = false): Promise<BenchResult> {
       l7Config: s.l7Config,
       sidecarCapture: 'iptables REDIRECT + original_dst listener filter (Istio-shaped)',
       loadGenerator: `fortio ${findFortio().version}`,
-      order: 'interleaved: for each repeat, for each protocol, a b c d',
+      order:
+        'interleaved: for each repeat, for each protocol, the paths in turn, starting one later each repeat',
     },
     latency,
     overhead,

@@ -1,5 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { findEnvoy } from '../src/envoy/findEnvoy.js';
 
 /**
  * `npm run bench [-- <name> [--quick]]`: runs one benchmark (or all), prints its tables and writes
@@ -41,7 +43,25 @@ async function main(argv: string[]): Promise<number> {
     }
     const bench = await load();
     process.stdout.write(`== ${bench.name}: ${bench.description}${quick ? ' (quick)' : ''}\n`);
-    const result = await bench.run({ quick });
+    const loadBefore = os.loadavg();
+    const started = Date.now();
+    const ran = await bench.run({ quick });
+    // Every result names the Envoy release of this machine (the ones that run no Envoy too) and how busy
+    // the machine was: the 1/5/15-minute load averages before and after the run.
+    const envoy = await findEnvoy().then(
+      (e) => e.version,
+      () => 'not installed',
+    );
+    const result = {
+      ...ran,
+      machine: {
+        envoy,
+        ...(ran.machine as Record<string, unknown>),
+        loadAverageBefore: loadBefore.map((l) => Number(l.toFixed(2))),
+        loadAverageAfter: os.loadavg().map((l) => Number(l.toFixed(2))),
+        runSeconds: Math.round((Date.now() - started) / 1000),
+      },
+    };
     const dir = path.join(import.meta.dirname, 'results');
     await mkdir(dir, { recursive: true });
     const file = path.join(dir, `${name}${quick ? '.quick' : ''}.json`);
