@@ -1,5 +1,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Registry } from 'prom-client';
+import type { AgentDatapath, AgentDatapathStatus, DatapathSettings, NodeAddresses } from './agentDatapath.js';
 import { ControlPlane } from './controlPlane.js';
 import { getReady } from './envoy/admin.js';
 import { renderBootstrap } from './envoy/bootstrap.js';
@@ -7,6 +9,7 @@ import { findEnvoy } from './envoy/findEnvoy.js';
 import { type EnvoyLogLevel, EnvoySupervisor } from './envoy/supervisor.js';
 import type { IngressConfig } from './ingress/translate.js';
 import type { Logger } from './log.js';
+import { emptyIr, type Ir } from './model/ir.js';
 import type { BackoffOptions } from './sources/kubernetes/backoff.js';
 import type { KubeApi } from './sources/kubernetes/kubeClient.js';
 import { KubeMetrics } from './sources/kubernetes/kubeMetrics.js';
@@ -42,6 +45,14 @@ export interface AgentOptions {
   readonly drainTimeoutMs?: number;
   readonly envoyLogLevel?: EnvoyLogLevel;
   readonly ingress?: IngressConfig;
+  /** GatewayClasses with this controllerName are Skein's (default skein.io/gateway-controller). */
+  readonly gatewayControllerName?: string;
+  /**
+   * The eBPF datapath of this node (service load-balancing, policy, L7 redirect). Absent: none, L7 only.
+   * When it cannot start (no BPF here, not built, a bad cgroup), the agent says why in one line and
+   * serves L7 all the same.
+   */
+  readonly datapath?: DatapathSettings;
   /** Coalescing (defaults in kubeSource.ts) and watch retry backoff; tests shorten them. */
   readonly holdOffMs?: number;
   readonly maxDelayMs?: number;
@@ -50,6 +61,8 @@ export interface AgentOptions {
 
 export interface Agent {
   readonly controlPlane: ControlPlane;
+  /** The running datapath; undefined when none was asked for or it could not start. */
+  readonly datapath: AgentDatapath | undefined;
   readonly source: KubeSource;
   readonly xds: XdsServer;
   readonly xdsAddress: string;
@@ -68,6 +81,7 @@ export interface AgentStatus {
   readonly kubernetes: KubeSourceStatus;
   readonly lastBuild: unknown;
   readonly xds: XdsStatus;
+  readonly datapath: AgentDatapathStatus | { readonly enabled: false; readonly reason: string };
   readonly envoy:
     | { readonly supervised: false }
     | {
@@ -100,16 +114,58 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   };
   try {
     await mkdir(opts.runDir, { recursive: true });
+    // The datapath first: whether it runs decides whether the proxy port is reserved.
+    let datapath: AgentDatapath | undefined;
+    let datapathOff = 'not enabled (datapath.enabled: false, or --no-datapath)';
+    const registry = new Registry();
+    let proxy: Ir = emptyIr;
+    let rebuild: () => void = () => {};
+    if (opts.datapath !== undefined) {
+      try {
+        // Imported here only: `skein up` and an agent without a datapath never load its modules.
+        const { AgentDatapath } = await import('./agentDatapath.js');
+        datapath = await AgentDatapath.start({
+          nodeName: opts.nodeName,
+          settings: opts.datapath,
+          logger,
+          registry,
+          publishProxy: (ir) => {
+            proxy = ir;
+            rebuild();
+          },
+        });
+        stops.push(() => datapath?.stop() ?? Promise.resolve());
+        logger.info(
+          `eBPF datapath on: pins under ${opts.datapath.pinRoot}, service load-balancing ${opts.datapath.serviceLb ? `on (cgroup ${opts.datapath.cgroupRoot})` : 'off'}, L7 proxy ${opts.datapath.l7Proxy ? `on (port ${opts.datapath.proxyPort})` : 'off'}`,
+        );
+      } catch (e) {
+        // One line with the code; L7 (xDS for Envoy) works without the datapath.
+        const code = (e as { code?: unknown }).code;
+        datapathOff = `${typeof code === 'string' ? code : 'error'}: ${e instanceof Error ? e.message.replace(/^SKEIN_[A-Z0-9_]+: /, '') : String(e)}`;
+        logger.warn(`eBPF datapath off, serving L7 only: ${datapathOff}`);
+      }
+    }
     const reservedSockets = [
-      { port: opts.adminPort, holder: "Envoy's admin interface" },
-      { port: opts.statusPort, holder: "Skein's status server" },
-    ]
-      .filter((r) => r.port !== 0)
-      .map((r) => ({ address: '127.0.0.1', ...r }));
+      { address: '127.0.0.1', port: opts.adminPort, holder: "Envoy's admin interface" },
+      { address: '127.0.0.1', port: opts.statusPort, holder: "Skein's status server" },
+      ...(datapath !== undefined && opts.datapath?.l7Proxy === true
+        ? [
+            {
+              address: '0.0.0.0',
+              port: opts.datapath.proxyPort,
+              holder: "the node proxy's transparent listener",
+            },
+          ]
+        : []),
+    ].filter((r) => r.port !== 0);
     const controlPlane = new ControlPlane({
       logger,
+      registry,
       reservedSockets,
       ...(opts.ingress === undefined ? {} : { ingress: opts.ingress }),
+      ...(opts.gatewayControllerName === undefined
+        ? {}
+        : { gatewayControllerName: opts.gatewayControllerName }),
     });
     const metrics = new KubeMetrics(controlPlane.registry);
 
@@ -124,25 +180,37 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       metrics,
       nodeName: opts.nodeName,
       ...(opts.namespace === undefined ? {} : { namespace: opts.namespace }),
-      ...(opts.ingress?.controllerName === undefined
-        ? {}
-        : { controllers: { ingress: opts.ingress.controllerName } }),
+      controllers: {
+        ...(opts.ingress?.controllerName === undefined ? {} : { ingress: opts.ingress.controllerName }),
+        ...(opts.gatewayControllerName === undefined ? {} : { gateway: opts.gatewayControllerName }),
+      },
       ...(opts.holdOffMs === undefined ? {} : { holdOffMs: opts.holdOffMs }),
       ...(opts.maxDelayMs === undefined ? {} : { maxDelayMs: opts.maxDelayMs }),
       ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }),
       onChange: (objects) => {
-        const report = controlPlane.apply(objects);
-        if (!report.published) return;
-        logger.debug(
-          `config published: ${report.resources} resources, ${report.encoded} encoded, in ${report.durationMs.toFixed(1)} ms`,
+        lastObjects = objects;
+        build();
+        datapath?.update(
+          objects,
+          source.store.get('Node', undefined, opts.nodeName) as NodeAddresses | undefined,
         );
-        if (!published) {
-          published = true;
-          logger.info(`first config published: ${report.resources} resources`);
-          resolveFirst();
-        }
       },
     });
+    let lastObjects: Parameters<ControlPlane['apply']>[0] | undefined;
+    const build = (): void => {
+      if (lastObjects === undefined) return;
+      const report = controlPlane.apply(lastObjects, [], { proxy });
+      if (!report.published) return;
+      logger.debug(
+        `config published: ${report.resources} resources, ${report.encoded} encoded, in ${report.durationMs.toFixed(1)} ms`,
+      );
+      if (!published) {
+        published = true;
+        logger.info(`first config published: ${report.resources} resources`);
+        resolveFirst();
+      }
+    };
+    rebuild = build;
     stops.push(() => source.stop());
 
     // Envoy may connect before the first build; the xDS server holds its stream until a snapshot exists.
@@ -203,6 +271,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       kubernetes: source.status(),
       lastBuild: controlPlane.lastBuild,
       xds: xds.status(),
+      datapath: datapath?.status() ?? { enabled: false, reason: datapathOff },
       envoy:
         envoy === undefined
           ? { supervised: false }
@@ -225,7 +294,18 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     stops.push(() => status.close());
     logger.info(`status and metrics on ${status.url} (/healthz, /readyz, /status, /metrics)`);
 
-    return { controlPlane, source, xds, xdsAddress, envoy, status, firstBuild, statusReport, stop: stopAll };
+    return {
+      controlPlane,
+      datapath,
+      source,
+      xds,
+      xdsAddress,
+      envoy,
+      status,
+      firstBuild,
+      statusReport,
+      stop: stopAll,
+    };
   } catch (e) {
     await stopAll();
     throw e;

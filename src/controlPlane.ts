@@ -62,6 +62,7 @@ export class ControlPlane {
   #gatewayStatuses: readonly ObjectStatus[] = [];
   #ingressStatuses: readonly ObjectStatus[] = [];
   readonly #ingressConfig: IngressConfig;
+  readonly #gatewayController: string | undefined;
   readonly #envoy: IrTranslator;
   readonly #encoder = new ResourceEncoder();
   #statuses: readonly ObjectStatus[] = [];
@@ -87,12 +88,15 @@ export class ControlPlane {
     reservedSockets?: readonly ReservedSocket[];
     /** Ingress settings from configuration (controller name, default address and ports, mode). */
     ingress?: IngressConfig;
+    /** GatewayClasses with this controllerName are Skein's (default skein.io/gateway-controller). */
+    gatewayControllerName?: string;
     /** The IR → Envoy translator; only tests of the publish path pass another. */
     envoyTranslator?: IrTranslator;
   }) {
     this.#envoy = deps.envoyTranslator ?? createIrTranslator();
     this.#logger = deps.logger;
     this.#ingressConfig = deps.ingress ?? {};
+    this.#gatewayController = deps.gatewayControllerName;
     this.#reservedSockets = deps.reservedSockets ?? [];
     this.#ingressReserved = [...this.#reservedSockets, ...(this.#ingressConfig.reservedSockets ?? [])];
     this.#clock = deps.clock ?? (() => new Date());
@@ -147,7 +151,12 @@ export class ControlPlane {
    * (a translator bug, an inconsistent snapshot), nothing is published and the last good snapshot keeps
    * serving; the failure is logged and reported.
    */
-  apply(objects: ObjectSet, sourceDiagnostics: readonly Diagnostic[] = []): BuildReport {
+  apply(
+    objects: ObjectSet,
+    sourceDiagnostics: readonly Diagnostic[] = [],
+    /** IR from outside the translators: the node proxy's transparent listeners (src/agentDatapath.ts). */
+    extra: { readonly proxy?: Ir } = {},
+  ): BuildReport {
     const t0 = performance.now();
     const at = this.#clock().toISOString();
     const errors: string[] = [];
@@ -160,6 +169,7 @@ export class ControlPlane {
       // 1. Kubernetes objects → IR + status (pure, memoised per object).
       // Unchanged conditions keep the lastTransitionTime they had in the last build's statuses.
       const gateway = this.#gateway.translate(objects, {
+        ...(this.#gatewayController === undefined ? {} : { controllerName: this.#gatewayController }),
         transitionTime: at,
         previous: this.#gatewayStatuses,
         reservedSockets: this.#reservedSockets,
@@ -172,7 +182,11 @@ export class ControlPlane {
       });
       // One IR for both: listeners on one socket merge; on a conflict the Gateway API wins (merge.ts).
       // What a Gateway took from an Ingress goes on that Ingress's status; the rest is reported as is.
-      const merged = this.#merge(gateway.ir, ingress.ir);
+      // The node proxy's listeners come last; their port is reserved, so nothing competes for it.
+      const merged =
+        extra.proxy === undefined || extra.proxy.listeners.length === 0
+          ? this.#merge(gateway.ir, ingress.ir)
+          : this.#merge(gateway.ir, ingress.ir, extra.proxy);
       const ingressReport = ingress.withMergeConflicts(merged.conflicts);
       diagnostics = [
         ...diagnostics,

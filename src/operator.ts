@@ -27,6 +27,8 @@ export interface OperatorOptions {
   /** 0 picks a free port. */
   readonly statusPort: number;
   readonly ingress?: IngressConfig;
+  /** GatewayClasses with this controllerName are Skein's (default skein.io/gateway-controller). */
+  readonly gatewayControllerName?: string;
   /** Per-object status write interval (default 500 ms) and retry backoff; tests shorten them. */
   readonly minWriteIntervalMs?: number;
   readonly writeBackoff?: BackoffOptions;
@@ -63,6 +65,9 @@ export async function startOperator(opts: OperatorOptions): Promise<Operator> {
   const controlPlane = new ControlPlane({
     logger,
     ...(opts.ingress === undefined ? {} : { ingress: opts.ingress }),
+    ...(opts.gatewayControllerName === undefined
+      ? {}
+      : { gatewayControllerName: opts.gatewayControllerName }),
   });
   const metrics = new KubeMetrics(controlPlane.registry);
   let source: KubeSource | undefined;
@@ -76,6 +81,7 @@ export async function startOperator(opts: OperatorOptions): Promise<Operator> {
     logger,
     metrics,
     isLeader: () => elector.isLeader,
+    ...(opts.gatewayControllerName === undefined ? {} : { gatewayController: opts.gatewayControllerName }),
     ...(opts.minWriteIntervalMs === undefined ? {} : { minIntervalMs: opts.minWriteIntervalMs }),
     ...(opts.writeBackoff === undefined ? {} : { backoff: opts.writeBackoff }),
   });
@@ -89,9 +95,10 @@ export async function startOperator(opts: OperatorOptions): Promise<Operator> {
     logger,
     metrics,
     ...(opts.namespace === undefined ? {} : { namespace: opts.namespace }),
-    ...(opts.ingress?.controllerName === undefined
-      ? {}
-      : { controllers: { ingress: opts.ingress.controllerName } }),
+    controllers: {
+      ...(opts.ingress?.controllerName === undefined ? {} : { ingress: opts.ingress.controllerName }),
+      ...(opts.gatewayControllerName === undefined ? {} : { gateway: opts.gatewayControllerName }),
+    },
     ...(opts.watchBackoff === undefined ? {} : { backoff: opts.watchBackoff }),
     onChange: (objects) => {
       // A build whose translation throws keeps the last statuses (ControlPlane replaces them only when

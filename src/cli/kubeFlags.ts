@@ -21,6 +21,20 @@ export function nameFlag(flag: string, value: string): string {
   return value;
 }
 
+/** `true` or `false`. */
+export function booleanFlag(flag: string, value: string): boolean {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new FlagError(`Cannot use ${flag} "${value}": it takes true or false`);
+}
+
+/** An absolute path, as the settings it overrides take it. */
+export function pathFlag(flag: string, value: string): string {
+  if (!value.startsWith('/'))
+    throw new FlagError(`Cannot use ${flag} "${value}": it must be an absolute path`);
+  return value.replace(/\/+$/, '') || '/';
+}
+
 /** Waits for SIGINT or SIGTERM. */
 export function untilSignal(): Promise<string> {
   return new Promise((resolve) => {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { IngressConfig } from '../ingress/translate.js';
 import { createLogger } from '../log.js';
@@ -9,6 +10,7 @@ import { startOperator } from '../operator.js';
 import { KubeClient } from '../sources/kubernetes/kubeClient.js';
 import { errorMessage } from '../sources/kubernetes/kubeCodes.js';
 import { loadKubeConfig } from '../sources/kubernetes/loadKubeConfig.js';
+import { defaultConfig, loadConfigFile, type SkeinConfig } from './configFile.js';
 import { FlagError, INGRESS_FLAGS, INGRESS_FLAGS_HELP, ingressConfigFromFlags, portFlag } from './flags.js';
 import { nameFlag, secondsFlag, untilSignal } from './kubeFlags.js';
 
@@ -19,6 +21,7 @@ election on a Lease; the leader writes the status of GatewayClasses, Gateways, r
 BackendTLSPolicies and Ingresses. Run two for availability. See docs/kubernetes.md.
 
 Options:
+  --config PATH              settings file (the Helm chart's config.yaml): the controller names; flags override it
   --kubeconfig PATH          kubeconfig (default: in-cluster service account, else $KUBECONFIG or ~/.kube/config)
   --namespace NS             read namespaced objects of NS only (default: all namespaces)
   --lease-namespace NS       namespace of the Lease (default: the service account's namespace, else default)
@@ -46,6 +49,7 @@ function defaultLeaseNamespace(): string {
 }
 
 interface OperatorFlags {
+  readonly config: SkeinConfig;
   readonly namespace: string | undefined;
   readonly leaseNamespace: string;
   readonly leaseName: string;
@@ -58,6 +62,8 @@ interface OperatorFlags {
 
 /** Every flag value checked before anything starts; throws FlagError naming the flag. */
 function checkFlags(values: Record<string, string | boolean | undefined>): OperatorFlags {
+  const file = values['config'];
+  const config = typeof file === 'string' ? loadConfigFile(path.resolve(file)) : defaultConfig();
   const leaseDurationMs = secondsFlag('--lease-duration', String(values['lease-duration']));
   const renewDeadlineMs = secondsFlag('--renew-deadline', String(values['renew-deadline']));
   const retryPeriodMs = secondsFlag('--retry-period', String(values['retry-period']));
@@ -73,6 +79,7 @@ function checkFlags(values: Record<string, string | boolean | undefined>): Opera
   const ns = values['namespace'];
   const leaseNs = values['lease-namespace'];
   return {
+    config,
     namespace: typeof ns === 'string' ? nameFlag('--namespace', ns) : undefined,
     leaseNamespace:
       typeof leaseNs === 'string' ? nameFlag('--lease-namespace', leaseNs) : defaultLeaseNamespace(),
@@ -81,7 +88,11 @@ function checkFlags(values: Record<string, string | boolean | undefined>): Opera
     renewDeadlineMs,
     retryPeriodMs,
     statusPort: portFlag('--status-port', String(values['status-port']), true),
-    ingress: ingressConfigFromFlags(values as Parameters<typeof ingressConfigFromFlags>[0]),
+    // The flag wins over the file's controller name.
+    ingress: {
+      controllerName: config.ingressControllerName,
+      ...ingressConfigFromFlags(values as Parameters<typeof ingressConfigFromFlags>[0]),
+    },
   };
 }
 
@@ -90,6 +101,7 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({
     args: [...argv],
     options: {
+      config: { type: 'string' },
       kubeconfig: { type: 'string' },
       namespace: { type: 'string' },
       'lease-namespace': { type: 'string' },
@@ -137,6 +149,7 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
       statusAddress: values['status-address'],
       statusPort: flags.statusPort,
       ingress: flags.ingress,
+      gatewayControllerName: flags.config.gatewayControllerName,
     });
   } catch (e) {
     // Start-up failures (a socket or port in use, no Envoy) are one line with their code, not a stack.

@@ -9,6 +9,8 @@ export const DatapathErrorCode = {
   NotBuilt: 'SKEIN_BPF_NOT_BUILT',
   /** A pin directory is not on a BPF filesystem. */
   NoBpffs: 'SKEIN_BPF_NO_BPFFS',
+  /** The cgroup the socket load-balancing programs attach to is not a cgroup v2 directory. */
+  NoCgroup2: 'SKEIN_BPF_NO_CGROUP2',
   /** A map's key or value size (from the kernel) differs from what the codec encodes. */
   MapSizeMismatch: 'SKEIN_BPF_MAP_SIZE_MISMATCH',
   /** A map is not of the type the caller needs (a ring buffer opened as a hash map, say). */

@@ -48,3 +48,63 @@ export async function podInterfaces(netns?: string): Promise<Map<string, string>
   }
   return out;
 }
+
+/**
+ * The interface the node would send each address out of, as `ip route get ADDR` answers it (one
+ * `ip -batch` run for all): how a chained agent finds a pod's host-side interface whatever route the CNI
+ * made (a /32 to the veth, a route in another table). An address whose route is local, goes through a
+ * gateway or has no route at all is not a pod of this node and is left out.
+ */
+export async function routeInterfaces(
+  addresses: readonly string[],
+  netns?: string,
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (addresses.length === 0) return out;
+  const text = await ipBatch(
+    addresses.map((a) => `route get ${a}`),
+    netns,
+  );
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    for (const r of JSON.parse(line) as { dst?: string; dev?: string; gateway?: string; type?: string }[]) {
+      if (r.dst === undefined || r.dev === undefined || r.dev === 'lo' || r.gateway !== undefined) continue;
+      if (r.type !== undefined && r.type !== 'unicast') continue;
+      out.set(r.dst, r.dev);
+    }
+  }
+  return out;
+}
+
+/** `ip -j -force -batch -`: every command, JSON lines; a failing command (no route) is skipped, not fatal. */
+function ipBatch(commands: readonly string[], netns?: string, timeoutMs = 10_000): Promise<string> {
+  const args = ['-j', '-force', '-batch', '-'];
+  const [cmd, argv] =
+    netns === undefined ? ['ip', args] : ['nsenter', [`--net=${netns}`, '--', 'ip', ...args]];
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      cmd,
+      argv,
+      { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        // -force: the exit status is 1 when some command failed; what succeeded is on stdout.
+        if (err && stdout === '') reject(new Error(`ip -batch failed: ${stderr.trim() || err.message}`));
+        else resolve(stdout);
+      },
+    );
+    child.stdin?.end(`${commands.join('\n')}\n`);
+  });
+}
+
+/** Whether some socket listens on TCP `port` (any address), in `netns` or this process's namespace. */
+export function tcpListening(port: number, netns?: string, timeoutMs = 5_000): Promise<boolean> {
+  const args = ['-H', '-l', '-t', '-n', 'sport', '=', `:${port}`];
+  const [cmd, argv] =
+    netns === undefined ? ['ss', args] : ['nsenter', [`--net=${netns}`, '--', 'ss', ...args]];
+  return new Promise((resolve, reject) => {
+    execFile(cmd, argv, { timeout: timeoutMs }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`ss failed: ${stderr.trim() || err.message}`));
+      else resolve(stdout.trim() !== '');
+    });
+  });
+}

@@ -4,6 +4,7 @@
  * in which order, is ./lbReconcile.ts's business.
  */
 
+import { existsSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { bpfObjectPath } from './addon.js';
 import {
@@ -11,6 +12,7 @@ import {
   BpfObject,
   type BpfProgram,
   ensurePinDir,
+  openPinnedLink,
   type RingBuffer,
   unpin,
 } from './bpfObject.js';
@@ -134,6 +136,59 @@ export class LbDatapath {
     }
   }
 
+  /**
+   * Keeps every socket program attached to `cgroupPath` through a link pinned in `pinDir` (one per
+   * program): an existing pin has its program swapped for this object's atomically (BPF_LINK_UPDATE), so
+   * an agent restart never leaves a connect() unbalanced and never attaches twice; a missing one is
+   * attached and pinned. Links pinned for another cgroup (other directories under the parent of
+   * `pinDir`) are detached: the configured cgroup changed.
+   */
+  syncCgroupLinks(
+    cgroupPath: string,
+    pinDir: string,
+  ): { attached: number; updated: number; detached: number } {
+    const counts = { attached: 0, updated: 0, detached: 0 };
+    ensurePinDir(path.dirname(pinDir));
+    ensurePinDir(pinDir);
+    for (const name of LbCgroupPrograms) {
+      const pin = path.join(pinDir, name);
+      const prog = this.program(name);
+      try {
+        const id = prog.info().id;
+        const existing = existsSync(pin) ? openPinnedLink(pin) : undefined;
+        if (existing !== undefined) {
+          try {
+            if (existing.info().programId !== id) {
+              existing.update(prog);
+              counts.updated++;
+            }
+            continue;
+          } catch {
+            // A link whose cgroup went away cannot be updated: attach anew below.
+            unpin(pin);
+          } finally {
+            existing.close();
+          }
+        }
+        const link = prog.attachCgroup(cgroupPath);
+        try {
+          link.pin(pin);
+        } finally {
+          link.close();
+        }
+        counts.attached++;
+      } finally {
+        prog.close();
+      }
+    }
+    for (const other of readdirSync(path.dirname(pinDir))) {
+      const dir = path.join(path.dirname(pinDir), other);
+      if (dir === pinDir) continue;
+      counts.detached += detachCgroupLinks(dir).length;
+    }
+    return counts;
+  }
+
   /** The flow events of every family (the ring buffer is shared, pinned by name). */
   flows(): RingBuffer<FlowEvent> {
     return this.obj.ringBuffer(FlowRingBuffer, FlowEventCodec);
@@ -145,6 +200,40 @@ export class LbDatapath {
       m.close();
     this.obj.close();
   }
+}
+
+/** The directory of the pinned cgroup links under a pin root. */
+export const LB_LINK_DIR = 'skein_lb_links';
+
+/**
+ * Where the cgroup links for one cgroup are pinned: `<pinRoot>/skein_lb_links/cg<inode>`, the cgroup
+ * directory's inode being its cgroup id, so a changed cgroup root is seen as another directory.
+ */
+export function cgroupLinkDir(pinRoot: string, cgroupPath: string): string {
+  return path.join(pinRoot, LB_LINK_DIR, `cg${statSync(cgroupPath).ino}`);
+}
+
+/** Detaches and unpins every link pinned in `dir`, then removes it; the names of the links it removed. */
+export function detachCgroupLinks(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const pin = path.join(dir, name);
+    try {
+      const link = openPinnedLink(pin);
+      try {
+        link.detach();
+      } catch {
+        // Its cgroup is gone: the pin is all that is left.
+      } finally {
+        link.close();
+      }
+    } finally {
+      if (unpin(pin)) removed.push(name);
+    }
+  }
+  rmdirSync(dir);
+  return removed;
 }
 
 function unpinQuietly(p: string): void {

@@ -57,3 +57,32 @@ export async function removeProxyRouting(o: ProxyRoutingOptions): Promise<void> 
     await ip([family, 'route', 'flush', 'table', table], o.netns).catch(() => {});
   }
 }
+
+/**
+ * What of installProxyRouting's is there now, per family: the rule for the mark, and the table's route.
+ * For cleanup's report and for the agent's start (it removes routing no redirect needs any more).
+ */
+export async function proxyRoutingState(
+  o: ProxyRoutingOptions,
+): Promise<{ family: 'IPv4' | 'IPv6'; rule: boolean; route: boolean }[]> {
+  const table = String(o.table ?? 2103);
+  const out: { family: 'IPv4' | 'IPv6'; rule: boolean; route: boolean }[] = [];
+  for (const [flag, family] of [
+    ['-4', 'IPv4'],
+    ['-6', 'IPv6'],
+  ] as const) {
+    const rules = JSON.parse((await ip(['-j', flag, 'rule', 'show'], o.netns).catch(() => '[]')) || '[]') as {
+      priority?: number;
+      table?: string;
+      fwmark?: string;
+      fwmask?: string;
+    }[];
+    const rule = rules.some(
+      (r) => r.priority === (o.priority ?? 9) && r.table === table && r.fwmark !== undefined,
+    );
+    // A table that does not exist is an error for `ip route show`: no route.
+    const routes = await ip([flag, 'route', 'show', 'table', table], o.netns).catch(() => '');
+    out.push({ family, rule, route: routes.trim() !== '' });
+  }
+  return out;
+}

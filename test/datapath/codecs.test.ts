@@ -164,21 +164,58 @@ describe('flow events', () => {
   });
 });
 
+/** The modules a source file imports at load time (not `import type`, not `import()`), as paths. */
+async function staticImports(file: string): Promise<string[]> {
+  const text = await readFile(file, 'utf8');
+  const out: string[] = [];
+  for (const m of text.matchAll(/^(?:import|export)(?!\s+type\b)[^;]*?\sfrom\s+'(\.[^']+)'/gms)) {
+    const spec = m[1];
+    if (spec !== undefined) out.push(path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts')));
+  }
+  return out;
+}
+
 describe('the datapath stays optional', () => {
-  it('is imported by nothing outside src/datapath, so `skein up` never loads the addon', async () => {
+  it('is imported at load time only by src/agentDatapath.ts, which only `skein agent` imports, dynamically', async () => {
     const offenders: string[] = [];
+    const importers: string[] = [];
     const walk = async (dir: string): Promise<void> => {
       for (const e of await readdir(dir, { withFileTypes: true })) {
         const p = path.join(dir, e.name);
         if (e.isDirectory()) {
           if (p !== path.join(ROOT, 'src/datapath')) await walk(p);
-        } else if (e.name.endsWith('.ts') && /from '[^']*datapath\//.test(await readFile(p, 'utf8'))) {
-          offenders.push(path.relative(ROOT, p));
+          continue;
         }
+        if (!e.name.endsWith('.ts')) continue;
+        const imports = await staticImports(p);
+        if (imports.some((i) => i.startsWith(path.join(ROOT, 'src/datapath/'))))
+          offenders.push(path.relative(ROOT, p));
+        if (imports.includes(path.join(ROOT, 'src/agentDatapath.ts'))) importers.push(path.relative(ROOT, p));
       }
     };
     await walk(path.join(ROOT, 'src'));
-    expect(offenders).toEqual([]);
+    expect(offenders).toEqual(['src/agentDatapath.ts']);
+    expect(importers).toEqual([]);
+    expect(await readFile(path.join(ROOT, 'src/agent.ts'), 'utf8')).toMatch(
+      /await import\('\.\/agentDatapath\.js'\)/,
+    );
+  });
+
+  it('is not in the load-time import graph of `skein up` at all', async () => {
+    const seen = new Set<string>();
+    const queue = [path.join(ROOT, 'src/cli/main.ts')];
+    while (queue.length > 0) {
+      const f = queue.pop() as string;
+      if (seen.has(f)) continue;
+      seen.add(f);
+      queue.push(...(await staticImports(f)));
+    }
+    // main.ts dispatches every command (agent included): what it loads is what `skein up` loads.
+    expect(seen.has(path.join(ROOT, 'src/standalone.ts'))).toBe(true);
+    expect(seen.has(path.join(ROOT, 'src/agent.ts'))).toBe(true);
+    expect([...seen].filter((f) => f.includes('/src/datapath/') || f.endsWith('/agentDatapath.ts'))).toEqual(
+      [],
+    );
   });
 
   it('loads the addon lazily: importing the wrapper does not touch it', async () => {

@@ -77,7 +77,11 @@ export class KubeSource {
     this.synced = new Promise((resolve) => {
       this.#resolveSynced = resolve;
     });
-    const translated = new Set<string>(inputResources.map((r) => r.kind));
+    // What a build reads: the translators' kinds, and on an agent the datapath's.
+    const translated = new Set<string>([
+      ...inputResources.map((r) => r.kind),
+      ...(opts.nodeName === undefined ? [] : Object.values(nodeResources).map((r) => r.kind)),
+    ]);
     this.store = new ObjectStore({
       onChange: (kind) => {
         if (translated.has(kind)) this.#coalescer.notify();

@@ -1,7 +1,7 @@
 import { emptyObjectSet, type ObjectSet } from '../objects.js';
 import type { KubeObject } from './kubeClient.js';
 import type { ReflectorSink } from './reflector.js';
-import { inputResources } from './resources.js';
+import { listedResources } from './resources.js';
 
 interface Entry {
   /** The object as last read, status and resourceVersion included (what the status writer compares). */
@@ -23,7 +23,8 @@ export function storeKey(namespace: string | undefined, name: string | undefined
  *
  * An update that changes only `status` or `metadata.resourceVersion` keeps the translators' object (by
  * identity, so their memos hit) and is not reported as a change: the operator's own status writes must
- * not rebuild every node. The latest object is still kept for the status writer.
+ * not rebuild every node. The latest object is still kept for the status writer. A Pod keeps the part
+ * of its status policy reads (phase and addresses).
  */
 export class ObjectStore {
   readonly #kinds = new Map<string, Map<string, Entry>>();
@@ -93,7 +94,7 @@ export class ObjectStore {
   /** Everything the translators read, as the file source would give it. */
   snapshot(): ObjectSet {
     const out: Record<string, unknown> = { ...emptyObjectSet, origins: noOrigins };
-    for (const r of inputResources) {
+    for (const r of listedResources) {
       let list = this.#lists.get(r.field);
       if (list === undefined) {
         list = [...(this.#kinds.get(r.kind)?.values() ?? [])].map((e) => e.view).sort(compareObjects);
@@ -116,9 +117,10 @@ export class ObjectStore {
   /** Stores `o`; true when the translators' view of it changed. */
   #put(kind: string, map: Map<string, Entry>, key: string, o: KubeObject): boolean {
     const old = map.get(key);
-    const { status: _status, ...rest } = o;
+    const { status, ...rest } = o;
     const { resourceVersion: _rv, ...metadata } = o.metadata ?? {};
-    const view = { ...rest, metadata };
+    const kept = kind === 'Pod' ? podStatusView(status) : undefined;
+    const view = { ...rest, metadata, ...(kept === undefined ? {} : { status: kept }) };
     const viewJson = JSON.stringify(view);
     if (old !== undefined && old.viewJson === viewJson) {
       map.set(key, { raw: o, view: old.view, viewJson });
@@ -130,10 +132,22 @@ export class ObjectStore {
   }
 
   #changed(kind: string): void {
-    const r = inputResources.find((x) => x.kind === kind);
+    const r = listedResources.find((x) => x.kind === kind);
     if (r !== undefined) this.#lists.delete(r.field);
     this.#onChange(kind);
   }
+}
+
+/**
+ * The part of a Pod's status the policy translator reads: where it runs and its addresses. The rest
+ * (conditions, container states) changes all the time and must not rebuild anything.
+ */
+function podStatusView(status: unknown): Record<string, unknown> | undefined {
+  if (typeof status !== 'object' || status === null) return undefined;
+  const s = status as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of ['phase', 'podIP', 'podIPs']) if (s[k] !== undefined) out[k] = s[k];
+  return Object.keys(out).length === 0 ? undefined : out;
 }
 
 function compareObjects(a: KubeObject, b: KubeObject): number {

@@ -97,9 +97,13 @@ export function inputResource(kind: KnownKind): InputResource {
   return r;
 }
 
-/** Kinds the agent keeps for the datapath and policy; no translator reads them yet. */
+/**
+ * Kinds only the agent reads, for the datapath: its own Pods and Node, and NetworkPolicies. Pods and
+ * NetworkPolicies fill their ObjectSet lists (the policy translator reads them); the Node is read from
+ * the store by name (its addresses are the host identity's).
+ */
 export const nodeResources = {
-  Pod: { kind: 'Pod', group: '', version: 'v1', plural: 'pods', namespaced: true },
+  Pod: { kind: 'Pod', group: '', version: 'v1', plural: 'pods', namespaced: true, field: 'pods' },
   Node: { kind: 'Node', group: '', version: 'v1', plural: 'nodes', namespaced: false },
   NetworkPolicy: {
     kind: 'NetworkPolicy',
@@ -107,8 +111,16 @@ export const nodeResources = {
     version: 'v1',
     plural: 'networkpolicies',
     namespaced: true,
+    field: 'networkPolicies',
   },
-} as const satisfies Record<string, KubeResource>;
+} as const satisfies Record<string, KubeResource & { field?: InputResource['field'] }>;
+
+/** Every kind that fills an ObjectSet list: the translators' inputs, then the agent's Pods and NetworkPolicies. */
+export const listedResources: readonly { readonly kind: string; readonly field: InputResource['field'] }[] = [
+  ...inputResources,
+  nodeResources.Pod,
+  nodeResources.NetworkPolicy,
+];
 
 export const leaseResource: KubeResource = {
   kind: 'Lease',
