@@ -123,13 +123,13 @@ export const bench: Bench = {
         let clients: Clients | undefined;
         try {
           const address = await xds.listen(`unix://${path.join(dir, 'xds.sock')}`);
-          cp.apply(objectSet(ROUTES, 9, '127.0.0.1'));
+          cp.apply(objectSet(ROUTES));
           clients = await startClients(address, count, mode);
           await untilSettled(xds, count, 60_000);
           const times: number[] = [];
           let rdsBytes = 0;
           for (let i = 0; i < samples; i++) {
-            const changed = objectSet(ROUTES, 9, '127.0.0.1', { index: 500, path: `/changed-${i}` });
+            const changed = objectSet(ROUTES, { changed: { index: 500, path: `/changed-${i}` } });
             const acked = untilAllAcked(count, 60_000);
             const t0 = performance.now();
             const report = cp.apply(changed);

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,16 +35,37 @@ import type { Bench, BenchResult } from './run.js';
 /** The Gateway's default port in objectSet (bench/xds-fanout.ts never serves it). */
 const DEFAULT_GATEWAY_PORT = 8080;
 
-export function objectSet(
-  n: number,
-  backendPort: number,
-  address: string,
-  changed?: { index: number; path: string },
-  gatewayPort: number = DEFAULT_GATEWAY_PORT,
-): ObjectSet {
+export interface ObjectSetOptions {
+  /** Where the EndpointSlices point (127.0.0.1). Default 9 (nothing is served there). */
+  readonly backendPort?: number;
+  /** The Gateway's address. Default 127.0.0.1. */
+  readonly address?: string;
+  /** Route `index` gets this path instead of `/r<index>`. */
+  readonly changed?: { readonly index: number; readonly path: string };
+  readonly gatewayPort?: number;
+  /** Spread the routes over this many hostnames (`h<i mod k>.bench.example`); 0: no hostnames, one virtual host. */
+  readonly hostnames?: number;
+}
+
+/** The hostname of route i when the routes are spread over `hostnames` (undefined: none). */
+export function routeHost(i: number, hostnames: number): string | undefined {
+  return hostnames > 0 ? `h${i % hostnames}.bench.example` : undefined;
+}
+
+/**
+ * N HTTPRoutes on one Gateway listener, one path prefix each, over N/10 Services with one endpoint each.
+ * Unchanged routes are the same objects from one call to the next (as a source keeps them).
+ */
+export function objectSet(n: number, o: ObjectSetOptions = {}): ObjectSet {
+  const backendPort = o.backendPort ?? 9;
+  const address = o.address ?? '127.0.0.1';
+  const gatewayPort = o.gatewayPort ?? DEFAULT_GATEWAY_PORT;
+  const hostnames = o.hostnames ?? 0;
+  const changed = o.changed;
   const services = Math.max(1, Math.ceil(n / 10));
   const routes: HTTPRoute[] = [];
-  for (let i = 0; i < n; i++) routes.push(route(i, services, changed?.index === i ? changed.path : `/r${i}`));
+  for (let i = 0; i < n; i++)
+    routes.push(route(i, services, changed?.index === i ? changed.path : `/r${i}`, routeHost(i, hostnames)));
   const svc = [];
   const slices = [];
   for (let s = 0; s < services; s++) {
@@ -104,8 +126,8 @@ export function objectSet(
 
 /** Route objects are cached so that an unchanged route keeps its identity between builds, as a source would. */
 const routeCache = new Map<string, HTTPRoute>();
-function route(i: number, services: number, p: string): HTTPRoute {
-  const key = `${i}\0${p}`;
+function route(i: number, services: number, p: string, host: string | undefined): HTTPRoute {
+  const key = `${i}\0${p}\0${host ?? ''}`;
   let r = routeCache.get(key);
   if (r === undefined) {
     r = {
@@ -114,6 +136,7 @@ function route(i: number, services: number, p: string): HTTPRoute {
       metadata: { name: `route-${i}`, namespace: 'bench', generation: 1 },
       spec: {
         parentRefs: [{ name: 'edge' }],
+        ...(host === undefined ? {} : { hostnames: [host] }),
         rules: [
           {
             matches: [{ path: { type: 'PathPrefix', value: p } }],
@@ -145,19 +168,44 @@ async function untilAcked(xds: XdsServer, timeoutMs: number): Promise<number> {
   throw new Error(`Envoy did not ACK within ${timeoutMs} ms`);
 }
 
-async function untilServed(url: string, timeoutMs: number): Promise<number> {
+const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+/** One GET through Envoy: its status, or 0 when the request failed. */
+function get(port: number, urlPath: string, host: string | undefined): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: urlPath,
+        agent: keepAlive,
+        timeout: 1000,
+        ...(host === undefined ? {} : { headers: { host } }),
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+/** Polls Envoy (back to back, 1 ms apart) until `urlPath` answers 200; milliseconds it took. */
+async function untilServed(
+  port: number,
+  urlPath: string,
+  host: string | undefined,
+  timeoutMs: number,
+): Promise<number> {
   const t0 = performance.now();
   while (performance.now() - t0 < timeoutMs) {
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return performance.now() - t0;
-    } catch {
-      // not yet
-    }
+    if ((await get(port, urlPath, host)) === 200) return performance.now() - t0;
     await new Promise((r) => setTimeout(r, 1));
   }
-  throw new Error(`${url} not served within ${timeoutMs} ms`);
+  throw new Error(`${urlPath} (host ${host ?? '*'}) not served within ${timeoutMs} ms`);
 }
 
 /** A TCP port free on 127.0.0.1 right now (the kernel's pick), for the Gateway listener. */
@@ -190,7 +238,11 @@ type Row = Record<string, string | number>;
  * In a child: cold build of N routes until Envoy has ACKed and serves them, RSS, then `samples` edits
  * of one route each (incremental apply until served), and a cold rebuild of the last edit's objects.
  */
-async function measurePush(n: number, samples: number): Promise<{ push: Row; oneChange: Row }> {
+async function measurePush(
+  n: number,
+  hostnames: number,
+  samples: number,
+): Promise<{ push: Row; oneChange: Row }> {
   const envoyBin = await findEnvoy();
   const backend = await startEchoServer({ name: 'bench' });
   const runDir = await mkdtemp(path.join(os.tmpdir(), 'skein-bench-'));
@@ -222,7 +274,8 @@ async function measurePush(n: number, samples: number): Promise<{ push: Row; one
       ),
     );
     await envoy.start();
-    const objects = objectSet(n, backend.port, address, undefined, port);
+    const base = { backendPort: backend.port, address, gatewayPort: port, hostnames };
+    const objects = objectSet(n, base);
     // Loaded once per process (about 100 ms), before anything is timed.
     envoyRoot();
     global.gc?.();
@@ -233,11 +286,12 @@ async function measurePush(n: number, samples: number): Promise<{ push: Row; one
     const translateMs = performance.now() - t0;
     if (!report.published) throw new Error(`not published: ${report.errors.join('; ')}`);
     const ackMs = await untilAcked(xds, 120_000);
-    await untilServed(`http://${address}:${port}/r${n - 1}`, 60_000);
+    await untilServed(port, `/r${n - 1}`, routeHost(n - 1, hostnames), 60_000);
     global.gc?.();
     const envoyPid = envoy.pid;
     const push: Row = {
       routes: n,
+      hostnames,
       'translate ms': translateMs,
       'until ACK ms': ackMs,
       'total ms': translateMs + ackMs,
@@ -246,19 +300,23 @@ async function measurePush(n: number, samples: number): Promise<{ push: Row; one
       'envoy RSS MiB': envoyPid === undefined ? Number.NaN : rssMiB(envoyPid),
     };
 
-    // One change among N: incremental (warm caches), each a different route, until Envoy serves it.
+    // One change among N: incremental (warm caches), each a different route, until Envoy has ACKed it
+    // (Envoy ACKs a route configuration once it has applied it) and until it serves it.
     const translate: number[] = [];
+    const acked: number[] = [];
     const served: number[] = [];
     let encoded = 0;
     let changed = objects;
     for (const [k, index] of editIndexes(n, samples).entries()) {
       const changedPath = `/changed-${k}`;
-      changed = objectSet(n, backend.port, address, { index, path: changedPath }, port);
+      changed = objectSet(n, { ...base, changed: { index, path: changedPath } });
       const c0 = performance.now();
       const inc = cp.apply(changed);
-      translate.push(performance.now() - c0);
+      const c1 = performance.now();
+      translate.push(c1 - c0);
       encoded = inc.encoded;
-      await untilServed(`http://${address}:${port}${changedPath}`, 30_000);
+      acked.push((await untilAcked(xds, 30_000)) + c1 - c0);
+      await untilServed(port, changedPath, routeHost(index, hostnames), 30_000);
       served.push(performance.now() - c0);
     }
     const cold = new ControlPlane({ logger: silentLogger });
@@ -267,12 +325,14 @@ async function measurePush(n: number, samples: number): Promise<{ push: Row; one
     const coldTranslate = performance.now() - k0;
     const oneChange: Row = {
       routes: n,
+      hostnames,
       edits: samples,
-      'incremental translate ms': median(translate),
+      'apply ms (Skein)': median(translate),
       'resources encoded': encoded,
+      'until ACK ms': median(acked),
       'edit → served ms': median(served),
       'max edit → served ms': Math.max(...served),
-      'cold translate ms (baseline)': coldTranslate,
+      'cold apply ms (baseline)': coldTranslate,
       'incremental / cold': median(translate) / coldTranslate,
     };
     return { push, oneChange };
@@ -305,7 +365,8 @@ async function measureFileEdit(n: number, samples: number): Promise<Row> {
   await mkdir(configDir);
   const address = '127.0.0.1';
   const port = await freePort();
-  const objects = objectSet(n, backend.port, address, undefined, port);
+  const base = { backendPort: backend.port, address, gatewayPort: port };
+  const objects = objectSet(n, base);
   const infra = [
     ...objects.gatewayClasses,
     ...objects.gateways,
@@ -333,16 +394,16 @@ async function measureFileEdit(n: number, samples: number): Promise<Row> {
   });
   try {
     await skein.firstBuild;
-    await untilServed(`http://${address}:${port}/r${n - 1}`, 120_000);
+    await untilServed(port, `/r${n - 1}`, undefined, 120_000);
     const startMs = performance.now() - t0;
     const served: number[] = [];
     for (const [k, index] of editIndexes(n, samples).entries()) {
       const changedPath = `/file-changed-${k}`;
-      const edited = objectSet(n, backend.port, address, { index, path: changedPath }, port);
+      const edited = objectSet(n, { ...base, changed: { index, path: changedPath } });
       const file = Math.floor(index / ROUTES_PER_FILE);
       const c0 = performance.now();
       await writeFile(path.join(configDir, `routes-${file}.yaml`), routeFile(edited, file));
-      await untilServed(`http://${address}:${port}${changedPath}`, 30_000);
+      await untilServed(port, changedPath, undefined, 30_000);
       served.push(performance.now() - c0);
     }
     return {
@@ -366,11 +427,17 @@ type ChildMode = 'push' | 'file';
  * Runs one measurement in a fresh Node process (this file compiled to JavaScript, `--child`), so nothing
  * is left over in its heap and no TypeScript loader is counted in its RSS.
  */
-function inChild<T>(entry: string, mode: ChildMode, n: number, samples: number): Promise<T> {
+function inChild<T>(
+  entry: string,
+  mode: ChildMode,
+  n: number,
+  hostnames: number,
+  samples: number,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--expose-gc', entry, '--child', mode, String(n), String(samples)],
+      ['--expose-gc', entry, '--child', mode, String(n), String(hostnames), String(samples)],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
@@ -394,6 +461,9 @@ export const bench: Bench = {
     'translate and push N HTTPRoutes to a real Envoy; one change among N; the same through the file source',
   async run({ quick }): Promise<BenchResult> {
     const sizes = quick ? [10, 100] : [100, 1000, 10_000];
+    // The same 10k routes spread over 1,000 hostnames (1,000 virtual hosts of 10 routes in the one route
+    // configuration), beside the 10k routes of one virtual host above.
+    const spread = quick ? [{ n: 100, hostnames: 10 }] : [{ n: 10_000, hostnames: 1000 }];
     const samples = quick ? 2 : 5;
     const envoyBin = await findEnvoy();
     const rows: Row[] = [];
@@ -401,12 +471,12 @@ export const bench: Bench = {
     const fileRows: Row[] = [];
     const compiled = await compileForChild(import.meta.filename);
     try {
-      for (const n of sizes) {
-        const r = await inChild<{ push: Row; oneChange: Row }>(compiled.entry, 'push', n, samples);
+      for (const { n, hostnames } of [...sizes.map((n) => ({ n, hostnames: 0 })), ...spread]) {
+        const r = await inChild<{ push: Row; oneChange: Row }>(compiled.entry, 'push', n, hostnames, samples);
         rows.push(r.push);
         changeRows.push(r.oneChange);
       }
-      for (const n of sizes) fileRows.push(await inChild<Row>(compiled.entry, 'file', n, samples));
+      for (const n of sizes) fileRows.push(await inChild<Row>(compiled.entry, 'file', n, 0, samples));
     } finally {
       await compiled.remove();
     }
@@ -433,8 +503,14 @@ export const bench: Bench = {
 };
 
 if (process.argv[2] === '--child') {
-  const [mode, n, samples] = [process.argv[3] as ChildMode, Number(process.argv[4]), Number(process.argv[5])];
-  const result = mode === 'push' ? await measurePush(n, samples) : await measureFileEdit(n, samples);
+  const [mode, n, hostnames, samples] = [
+    process.argv[3] as ChildMode,
+    Number(process.argv[4]),
+    Number(process.argv[5]),
+    Number(process.argv[6]),
+  ];
+  const result =
+    mode === 'push' ? await measurePush(n, hostnames, samples) : await measureFileEdit(n, samples);
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
   process.exit(0);
 }
