@@ -224,6 +224,8 @@ describe('skein operator and skein agent as processes', () => {
       const statusPort = await freePort();
       const agent = skein([
         'agent',
+        // No datapath here: this host is shared (test/kube/agentDatapath.test.ts has one of its own).
+        '--no-datapath',
         '--kubeconfig',
         kube().kubeconfigPath,
         '--node-name',
