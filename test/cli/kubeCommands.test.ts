@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -76,6 +78,13 @@ describe('skein agent / skein operator flags', () => {
       '--bootstrap-out',
       '--status-port',
       '--ingress-address',
+      '--config',
+      '--cleanup',
+      '--no-datapath',
+      '--kube-proxy-replacement',
+      '--l7-proxy',
+      '--pin-root',
+      '--cgroup-root',
     ])
       expect(agentHelp.stdout).toContain(flag);
     const operatorHelp = await skein(['operator', '--help']);
@@ -85,7 +94,52 @@ describe('skein agent / skein operator flags', () => {
       '--renew-deadline',
       '--retry-period',
       '--ingress-status-address',
+      '--config',
     ])
       expect(operatorHelp.stdout).toContain(flag);
+  });
+
+  it('agent and operator refuse a settings file they cannot use, naming the file and the field (exit 2)', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'skein-cli-config-'));
+    try {
+      const missing = path.join(dir, 'none.yaml');
+      const r = await skein(['agent', '--node-name', 'n1', '--config', missing]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(
+        `skein agent: SKEIN_CONFIG_UNREADABLE: Cannot read the settings file ${missing}: it does not exist\n`,
+      );
+      const bad = path.join(dir, 'bad.yaml');
+      await writeFile(
+        bad,
+        'kubeProxyReplacement: sometimes\ndatapath:\n  cgroupRoot: /sys/fs/cgroup\n  bpffs: /x\n',
+      );
+      for (const command of ['agent', 'operator']) {
+        const b = await skein([
+          command,
+          ...(command === 'agent' ? ['--node-name', 'n1'] : []),
+          '--config',
+          bad,
+        ]);
+        expect(b.code).toBe(2);
+        expect(b.stderr).toBe(
+          `skein ${command}: SKEIN_CONFIG_INVALID: Cannot use the settings file ${bad}: kubeProxyReplacement: Invalid input: expected boolean, received string (not "sometimes"); datapath.bpffs: Skein knows no such setting\n`,
+        );
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('agent checks the datapath flags that override the settings file', async () => {
+    const lb = await skein(['agent', '--node-name', 'n1', '--kube-proxy-replacement', 'yes']);
+    expect(lb.code).toBe(2);
+    expect(lb.stderr).toContain('Cannot use --kube-proxy-replacement "yes": it takes true or false');
+    const pin = await skein(['agent', '--node-name', 'n1', '--pin-root', 'bpf/skein']);
+    expect(pin.stderr).toContain('Cannot use --pin-root "bpf/skein": it must be an absolute path');
+    const events = await skein(['agent', '--node-name', 'n1', '--flow-events', 'some']);
+    expect(events.stderr).toContain('Cannot use --flow-events "some": it takes none|drops|flows|packets');
+    const cleanup = await skein(['agent', '--cleanup', '--config', '/nonexistent/config.yaml']);
+    expect(cleanup).toMatchObject({ code: 2, stdout: '' });
+    expect(cleanup.stderr).toContain('SKEIN_CONFIG_UNREADABLE');
   });
 });
