@@ -1,14 +1,20 @@
 import { parseArgs } from 'node:util';
+import type { AgentStatus } from '../agent.js';
+import type { OperatorStatus } from '../operator.js';
+import type { KubeSourceStatus } from '../sources/kubernetes/kubeSource.js';
 import { type Diagnostic, formatDiagnostic } from '../sources/objects.js';
 import type { StandaloneStatus } from '../standalone.js';
+import type { XdsStatus } from '../xds/status.js';
 
 /** Input problems `skein status` prints in full; the JSON output has every one. */
 const MAX_PROBLEMS = 20;
 
 const HELP = `Usage: skein status [--port N] [-o text|json]
 
-Asks a running 'skein up' (on 127.0.0.1, default status port 9902) for: Envoy readiness, the versions
-Envoy has ACKed per resource type, and any NACKs with Envoy's message.
+Asks a running 'skein up' or 'skein agent' (on 127.0.0.1, default status port 9902) or 'skein operator'
+(its --status-port, 9903 by default) for its state: Envoy readiness, the versions Envoy has ACKed per
+resource type and any NACKs with Envoy's message; the informers of an agent or operator; an agent's
+eBPF datapath; an operator's leader election and status writes.
 `;
 
 export async function runStatus(argv: readonly string[]): Promise<number> {
@@ -26,13 +32,13 @@ export async function runStatus(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const url = `http://127.0.0.1:${values.port}/status`;
-  let body: StandaloneStatus;
+  let body: AnyStatus;
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
-    body = (await res.json()) as StandaloneStatus;
+    body = (await res.json()) as AnyStatus;
   } catch (e) {
     process.stderr.write(
-      `skein status: no 'skein up' answers on ${url} (${e instanceof Error ? e.message : String(e)})\n`,
+      `skein status: no 'skein up', 'skein agent' or 'skein operator' answers on ${url} (${e instanceof Error ? e.message : String(e)})\n`,
     );
     return 1;
   }
@@ -40,22 +46,102 @@ export async function runStatus(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
     return 0;
   }
-  process.stdout.write(formatStatus(body));
+  process.stdout.write(formatAnyStatus(body));
   return 0;
 }
 
+/** What any of the three processes answers on /status. */
+export type AnyStatus = StandaloneStatus | AgentStatus | OperatorStatus;
+
+/** Which process answered, from the shape of its report. */
+export function statusKind(s: AnyStatus): 'standalone' | 'agent' | 'operator' {
+  if ('leader' in s) return 'operator';
+  if ('nodeName' in s) return 'agent';
+  return 'standalone';
+}
+
+/** The text of `skein status` for whichever process answered. */
+export function formatAnyStatus(s: AnyStatus): string {
+  if ('leader' in s) return formatOperatorStatus(s);
+  if ('nodeName' in s) return formatAgentStatus(s);
+  return formatStatus(s);
+}
+
 export function formatStatus(s: StandaloneStatus): string {
-  const lines: string[] = [];
-  lines.push(`config:  ${s.configDir}`);
-  lines.push(`xds:     ${s.xdsAddress}`);
-  if (s.envoy.supervised) {
+  return [`config:  ${s.configDir}`, ...envoyLines(s), ...buildLines(s.lastBuild), ...xdsLines(s.xds)]
+    .join('\n')
+    .concat('\n');
+}
+
+export function formatAgentStatus(s: AgentStatus): string {
+  const lines = [`agent:   node ${s.nodeName}, API server ${s.server}`, ...kubeLines(s.kubernetes)];
+  const d = s.datapath;
+  if (!d.enabled) {
+    lines.push(`datapath: off (${d.reason})`);
+  } else {
     lines.push(
-      `envoy:   ${s.envoy.ready} (pid ${s.envoy.pid ?? '-'}, version ${s.envoy.version ?? '?'}, restarts ${s.envoy.restarts}, admin ${s.envoy.adminUrl ?? '-'})`,
+      `datapath: on, pins under ${d.pinRoot}; service load-balancing ${d.serviceLb ? `on (cgroup ${d.cgroupRoot})` : 'off'}; L7 proxy ${d.l7Proxy ? 'on' : 'off'}; tc attach ${d.attachMode ?? '-'}`,
+    );
+    lines.push(
+      `  ${d.services} services, ${d.endpoints} local endpoints, ${d.identities} identities; proxy listeners: ${d.proxyListeners.length === 0 ? 'none' : d.proxyListeners.join(', ')}`,
+    );
+    lines.push(`  flow events: ${d.flowEvents.events} (${d.flowEvents.drops} drops)`);
+    const u = d.lastUpdate;
+    lines.push(
+      u === null
+        ? '  last update: none yet'
+        : `  last update: ${u.at} (${u.durationMs.toFixed(1)} ms, ${d.updates} so far)${u.errors.length === 0 ? '' : `, ${u.errors.length} error(s)`}`,
+    );
+    for (const e of u?.errors ?? []) lines.push(`    error: ${e}`);
+  }
+  lines.push(...envoyLines(s), ...buildLines(s.lastBuild), ...xdsLines(s.xds));
+  return `${lines.join('\n')}\n`;
+}
+
+export function formatOperatorStatus(s: OperatorStatus): string {
+  const l = s.leader;
+  const w = s.statusWriter;
+  const lines = [
+    `operator: ${l.identity}, API server ${s.server}`,
+    `leader:  ${l.isLeader ? 'this replica' : l.holder === '' ? 'nobody (the Lease is free)' : l.holder} (Lease ${l.lease}, ${l.transitions} transitions)`,
+    `status:  ${w.active ? 'writing' : 'not writing (not the leader)'}; ${w.written} written, ${w.conflicts} conflicts, ${w.failures} failures, ${w.pending} pending${w.lastError === undefined ? '' : `; last error: ${w.lastError}`}`,
+    ...kubeLines(s.kubernetes),
+    ...buildLines(s.lastBuild),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+function kubeLines(k: KubeSourceStatus): string[] {
+  const objects = Object.values(k.objects).reduce((a, b) => a + b, 0);
+  const lines = [
+    `kubernetes: ${k.synced ? 'synced' : 'NOT synced yet'} (${k.informers.length} informers, ${objects} objects, ${k.builds} builds)`,
+  ];
+  for (const i of [...k.informers, ...k.byName]) {
+    if (!i.synced || i.missing || i.lastError !== undefined) {
+      lines.push(
+        `  ${i.resource}${i.selector === '' ? '' : ` (${i.selector})`}: ${i.missing ? 'not served (CRD missing)' : i.synced ? 'synced' : 'not synced'}${i.lastError === undefined ? '' : `; last error: ${i.lastError}`}`,
+      );
+    }
+  }
+  return lines;
+}
+
+function envoyLines(s: StandaloneStatus | AgentStatus): string[] {
+  const lines = [`xds:     ${s.xdsAddress}`];
+  if (s.envoy.supervised) {
+    const version = 'version' in s.envoy ? `, version ${s.envoy.version ?? '?'}` : '';
+    lines.push(
+      `envoy:   ${s.envoy.ready} (pid ${s.envoy.pid ?? '-'}${version}, restarts ${s.envoy.restarts}, admin ${s.envoy.adminUrl ?? '-'})`,
     );
   } else {
     lines.push('envoy:   not supervised (--no-envoy)');
   }
-  const build = s.lastBuild as
+  return lines;
+}
+
+function buildLines(lastBuild: unknown): string[] {
+  const lines: string[] = [];
+  const build = lastBuild as
     | {
         at?: string;
         published?: boolean;
@@ -79,7 +165,11 @@ export function formatStatus(s: StandaloneStatus): string {
     if (problems.length > MAX_PROBLEMS)
       lines.push(`  ... and ${problems.length - MAX_PROBLEMS} more (skein status -o json lists them all)`);
   }
-  const xds = s.xds;
+  return lines;
+}
+
+function xdsLines(xds: XdsStatus): string[] {
+  const lines: string[] = [];
   lines.push('');
   lines.push('streams:');
   if (xds.streams.length === 0) lines.push('  (none connected)');
@@ -100,5 +190,5 @@ export function formatStatus(s: StandaloneStatus): string {
       `  ${n.time} ${n.type} from ${n.nodeId}: rejected version ${n.version}, keeps ${n.keptVersion ?? 'nothing'}: ${n.message}`,
     );
   }
-  return `${lines.join('\n')}\n`;
+  return lines;
 }

@@ -3,6 +3,7 @@
 // writes their status. Backends live in a network namespace the test creates (EndpointSlices may not
 // hold loopback addresses); Envoy listens on a loopback address of its own.
 
+import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import https from 'node:https';
@@ -28,6 +29,7 @@ import {
   loopback,
   type NetnsBackends,
   namespaceObject,
+  SKEIN_BIN,
   service,
   startNetnsBackends,
   TestObjects,
@@ -174,6 +176,23 @@ describe('the agent and the operator on a real API server', () => {
     const ready = await fetch(`${agent.status.url}/readyz`);
     expect(ready.status).toBe(200);
     expect((await operator.statusReport()).leader).toMatchObject({ isLeader: true, holder: 'op-1' });
+    // skein status reads the operator's /status too.
+    const status = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [SKEIN_BIN, 'status', '--port', new URL(operator.status.url).port],
+        { timeout: 30_000 },
+        (err, out) => (err === null ? resolve(out) : reject(err)),
+      ),
+    );
+    const lines = status.split('\n');
+    expect(lines[0]).toBe(`operator: op-1, API server ${kube().server}`);
+    expect(lines[1]).toBe(
+      `leader:  this replica (Lease ${ns}/skein-operator, ${(await operator.statusReport()).leader.transitions} transitions)`,
+    );
+    expect(lines[2]).toMatch(
+      /^status: {2}writing; [1-9]\d* written, \d+ conflicts, 0 failures, \d+ pending$/,
+    );
   });
 
   it('follows edits of the route (new backend, new generation in status) and its deletion', async () => {

@@ -235,6 +235,21 @@ describeKernel(kernelSuite('skein agent programs the datapath of its node'), () 
       serviceLb: true,
       services: 1,
     });
+    // skein status reads the agent's /status.
+    const port = new URL(agent?.status.url ?? '').port;
+    const status = await run(process.execPath, [SKEIN_BIN, 'status', '--port', port]);
+    expect(status.code).toBe(0);
+    const lines = status.stdout.split('\n');
+    expect(lines[0]).toBe(`agent:   node ${nodeName}, API server ${kube().server}`);
+    expect(lines).toContain(
+      `datapath: on, pins under ${world.pinRoot}; service load-balancing on (cgroup ${world.cgroup.path}); L7 proxy on; tc attach tcx`,
+    );
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^ {2}1 services, 4 local endpoints, \d+ identities; proxy listeners: none$/),
+    );
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^kubernetes: synced \(17 informers, \d+ objects, \d+ builds\)$/),
+    );
   });
 
   it('enforces a NetworkPolicy at the pods’ interfaces; the drop is in the log and the metrics, with its reason', async () => {

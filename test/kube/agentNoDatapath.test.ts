@@ -3,7 +3,7 @@
 // nobody: SKEIN_BPF_UNAVAILABLE) programs a real Envoy from a Gateway and an HTTPRoute; in-process with
 // the BPF objects looked for in an empty directory (SKEIN_BPF_NOT_BUILT) it publishes its config.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { chmod, copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -174,6 +174,19 @@ describe('skein agent without a datapath serves L7 and says why in one line', ()
     expect(status.datapath.enabled).toBe(false);
     expect(status.datapath.reason).toMatch(/^SKEIN_BPF_UNAVAILABLE: /);
     expect((await fetch(`http://127.0.0.1:${statusPort}/readyz`)).status).toBe(200);
+    const text = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [SKEIN_BIN, 'status', '--port', String(statusPort)],
+        { timeout: 30_000 },
+        (err, out) => (err === null ? resolve(out) : reject(err)),
+      ),
+    );
+    expect(text.split('\n')).toContainEqual(
+      expect.stringMatching(
+        /^datapath: off \(SKEIN_BPF_UNAVAILABLE: the eBPF datapath cannot run on this machine: /,
+      ),
+    );
     expect(await stop(agent)).toBe(0);
   });
 
