@@ -34,9 +34,11 @@ RUN npx tsc -p tsconfig.build.json \
  && npm prune --omit=dev
 
 FROM node:${NODE_VERSION}-${DEBIAN_RELEASE}-slim
-# libbpf1: the addon links it. The slim image already has mount and stat (the bpffs init container).
+# libbpf1: the addon links it. iproute2: the agent finds pod interfaces (`ip route get`), checks the
+# proxy's listener (`ss`) and sets the L7 redirect's policy route (`ip rule`). The slim image already
+# has mount, stat (the bpffs init container) and nsenter.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libbpf1 \
+ && apt-get install -y --no-install-recommends libbpf1 iproute2 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production

@@ -6,6 +6,8 @@ import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { parseConfig } from '../../src/cli/configFile.js';
 import { kubeBinaries } from '../harness/kubeBinaries.js';
 import {
   CHART_DIR,
@@ -146,8 +148,14 @@ describe('the Helm chart', () => {
     );
     expect(caps).toEqual({
       agent: { drop: ['ALL'], add: ['BPF', 'NET_ADMIN', 'PERFMON'] },
-      envoy: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+      // NET_ADMIN with l7Proxy (the default): the transparent listener and its marked upstreams.
+      envoy: { drop: ['ALL'], add: ['NET_BIND_SERVICE', 'NET_ADMIN'] },
       operator: { drop: ['ALL'] },
+    });
+    const noProxy = podSpec(only(parseManifests(await render({ set: ['l7Proxy=false'] })), 'DaemonSet'));
+    expect(noProxy.containers.find((c) => c.name === 'envoy')?.securityContext?.capabilities).toEqual({
+      drop: ['ALL'],
+      add: ['NET_BIND_SERVICE'],
     });
     for (const c of [...agent.containers, ...operator.containers]) {
       expect(c.securityContext?.['privileged'], c.name).toBeUndefined();
@@ -185,6 +193,17 @@ describe('the Helm chart', () => {
     const data = cm['data'] as Record<string, string>;
     expect(data['config.yaml']).toContain('encryption:\n  enabled: true\n  type: wireguard\n');
     expect(data['config.yaml']).toContain('\nl7Proxy: false\nkubeProxyReplacement: true\n');
+    // What the agent reads from it (`--config /etc/skein/config.yaml`, the same schema it checks).
+    expect(parseConfig(parse(data['config.yaml'] ?? ''), 'config.yaml')).toMatchObject({
+      encryption: { enabled: true, type: 'wireguard' },
+      l7Proxy: false,
+      kubeProxyReplacement: true,
+      datapath: {
+        pinRoot: '/sys/fs/bpf/skein',
+        cgroupRoot: '/run/skein/cgroupv2',
+        stateDir: '/var/lib/skein',
+      },
+    });
   });
 
   // Each bad value fails `helm template` with the schema's message, naming the value.

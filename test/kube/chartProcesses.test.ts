@@ -14,6 +14,7 @@ import path from 'node:path';
 import { CoordinationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { type Made, mountBpffs, removeAll, support } from '../datapath/helpers.js';
 import { freePort } from '../harness/kube.js';
 import { kubeConfigFor, uniqueName, useKube } from '../harness/kubeContext.js';
 import { ensureEnvoy } from '../helpers/envoy.js';
@@ -147,6 +148,7 @@ describe("the chart's pods as host processes, with the chart's RBAC", () => {
   let rendered: Obj[];
   const clusterScoped: Obj[] = [];
   const procs: Proc[] = [];
+  const mounts: Made[] = [];
   const ports = { status: 0, admin: 0, operator: 0 };
 
   beforeAll(async () => {
@@ -234,6 +236,7 @@ describe("the chart's pods as host processes, with the chart's RBAC", () => {
 
   afterAll(async () => {
     for (const p of procs.reverse()) await stop(p);
+    await removeAll(mounts);
     await objects?.delete(gatewayClass(className)).catch(() => undefined);
     for (const o of clusterScoped) await objects.delete(o).catch(() => undefined);
     await objects?.delete(namespaceObject(ns)).catch(() => undefined);
@@ -242,6 +245,24 @@ describe("the chart's pods as host processes, with the chart's RBAC", () => {
   });
 
   const logs = (): string => procs.map((p) => `--- ${p.name}\n${p.output().slice(-3000)}`).join('\n');
+
+  /**
+   * config.yaml of the chart's ConfigMap written where `--config` finds it, as the ConfigMap volume
+   * would be, with the host paths it names (bpffs, state directory) replaced by this test's own.
+   */
+  const mountSettings = async (configMaps: readonly Obj[]): Promise<{ map(arg: string): string }> => {
+    const text = (configMaps[0]?.['data'] as Record<string, string> | undefined)?.['config.yaml'];
+    if (text === undefined) throw new Error('the chart has no config.yaml');
+    const bpffs = await mountBpffs();
+    mounts.push(bpffs);
+    const file = path.join(dir, 'etc-skein', 'config.yaml');
+    await mkdir(path.dirname(file), { recursive: true });
+    const settings = text
+      .replaceAll('/sys/fs/bpf', bpffs.path)
+      .replaceAll('/var/lib/skein', path.join(dir, 'state'));
+    await writeFile(file, settings);
+    return { map: (arg) => (arg === '--config=/etc/skein/config.yaml' ? `--config=${file}` : arg) };
+  };
 
   it('serve a route through Envoy, answer their probes, and write status with the chart RBAC', async () => {
     const configMaps = rendered.filter((o) => o.kind === 'ConfigMap');
@@ -274,7 +295,12 @@ describe("the chart's pods as host processes, with the chart's RBAC", () => {
     // The image's entrypoint is `node bin/skein`; the container gives the args.
     const agentEnv = containerEnv(agentC, { 'spec.nodeName': nodeName }, configMaps);
     expect(agentEnv['NODE_NAME']).toBe(nodeName);
-    const agentArgs = (agentC.args ?? []).map((a) => expandKubeVars(a, agentEnv));
+    // The settings file, where the chart mounts its ConfigMap (/etc/skein/config.yaml), with the host
+    // paths the kubelet would mount at the paths it names (the bpffs, the state directory) made this
+    // test's own: a private bpffs, a temporary directory.
+    const settings = await mountSettings(configMaps);
+    const agentArgs = (agentC.args ?? []).map((a) => settings.map(expandKubeVars(a, agentEnv)));
+    expect(agentC.args).toContain('--config=/etc/skein/config.yaml');
     expect(agentArgs).toContain(`--node-name=${nodeName}`);
     procs.push(start('agent', process.execPath, [SKEIN_BIN, ...agentArgs], { ...process.env, ...agentEnv }));
 
@@ -284,7 +310,8 @@ describe("the chart's pods as host processes, with the chart's RBAC", () => {
       { 'metadata.name': podName, 'metadata.namespace': ns },
       configMaps,
     );
-    const operatorArgs = (operatorC.args ?? []).map((a) => expandKubeVars(a, operatorEnv));
+    expect(operatorC.args).toContain('--config=/etc/skein/config.yaml');
+    const operatorArgs = (operatorC.args ?? []).map((a) => settings.map(expandKubeVars(a, operatorEnv)));
     expect(operatorArgs).toContain(`--lease-namespace=${ns}`);
     procs.push(
       start('operator', process.execPath, [SKEIN_BIN, ...operatorArgs], { ...process.env, ...operatorEnv }),
@@ -334,6 +361,22 @@ describe("the chart's pods as host processes, with the chart's RBAC", () => {
     expect(JSON.stringify(bootstrap.static_resources.clusters)).toContain(
       JSON.stringify({ pipe: { path: path.join(dir, 'run/xds.sock') } }),
     );
+
+    // The agent read the settings file: its datapath runs with the chart's settings (policy and the L7
+    // proxy on, no socket load-balancing), pinned where the file says.
+    const agentStatus = (await (await fetch(`http://127.0.0.1:${ports.status}/status`)).json()) as {
+      datapath: {
+        enabled: boolean;
+        pinRoot?: string;
+        serviceLb?: boolean;
+        l7Proxy?: boolean;
+        reason?: string;
+      };
+    };
+    expect(agentStatus.datapath).toMatchObject(
+      support.ok ? { enabled: true, serviceLb: false, l7Proxy: true } : { enabled: false },
+    );
+    if (support.ok) expect(agentStatus.datapath.pinRoot).toBe(path.join(mounts[0]?.path ?? '', 'skein'));
 
     // The operator holds its Lease (the Role's one name) and writes status with its ClusterRole.
     const lease = await waitFor(
