@@ -192,7 +192,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         build();
         datapath?.update(
           objects,
-          source.store.get('Node', undefined, opts.nodeName) as NodeAddresses | undefined,
+          source.store.view('Node', undefined, opts.nodeName) as NodeAddresses | undefined,
         );
       },
     });

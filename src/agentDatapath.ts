@@ -20,8 +20,14 @@ import { FlowLog } from './datapath/flowLog.js';
 import { IdentityStore } from './datapath/identityStore.js';
 import { interfaceIndexes, routeInterfaces, tcpListening } from './datapath/interfaces.js';
 import { cgroupLinkDir, detachCgroupLinks, LB_LINK_DIR, LbDatapath } from './datapath/lb.js';
+import { LbReconcileErrorCode } from './datapath/lbPlan.js';
 import { LbReconciler } from './datapath/lbReconcile.js';
-import { DEFAULT_MARKS, type FlowEventLevel, PolicyDatapath } from './datapath/policy.js';
+import {
+  DEFAULT_MARKS,
+  type FlowEventLevel,
+  PolicyDatapath,
+  PolicyReconcileError,
+} from './datapath/policy.js';
 import { installProxyRouting, proxyRoutingState, removeProxyRouting } from './datapath/proxyRouting.js';
 import type { Logger } from './log.js';
 import { emptyIr, type Ir, type IrListener } from './model/ir.js';
@@ -313,7 +319,9 @@ export class AgentDatapath {
         this.#policyDue = await this.#applyPolicy(job);
         this.#policyInput = policyInput;
       } catch (e) {
-        this.#policyDue = true;
+        // An IR the datapath refuses is refused again until the input changes; anything else is retried.
+        this.#policyDue = !(e instanceof PolicyReconcileError);
+        if (!this.#policyDue) this.#policyInput = policyInput;
         errors.push(`policy: ${message(e)}`);
       }
     }
@@ -337,9 +345,13 @@ export class AgentDatapath {
     this.#reportOnce('services', diagnostics);
     const report = await (this.#lbReconciler as LbReconciler).reconcile(ir);
     this.#serviceCount = ir.services.length;
-    if (report.errors.length > 0) {
-      throw new Error(report.errors.map((e) => `${e.code}: ${e.message}`).join('; '));
+    // A service the maps cannot take (bad IR, no room) keeps what it had until its input changes; only
+    // a refused map write is worth trying again as it is.
+    for (const e of report.errors) {
+      if (e.code !== LbReconcileErrorCode.MapWriteFailed) this.#warnOnce(`services: ${e.code}: ${e.message}`);
     }
+    const failed = report.errors.filter((e) => e.code === LbReconcileErrorCode.MapWriteFailed);
+    if (failed.length > 0) throw new Error(failed.map((e) => `${e.code}: ${e.message}`).join('; '));
     if (report.changed.length > 0) {
       this.#d.logger.debug(
         `service maps: ${report.changed.length} services changed (${report.written.services} written, ${report.deleted.services} deleted)`,

@@ -23,8 +23,8 @@ export function storeKey(namespace: string | undefined, name: string | undefined
  *
  * An update that changes only `status` or `metadata.resourceVersion` keeps the translators' object (by
  * identity, so their memos hit) and is not reported as a change: the operator's own status writes must
- * not rebuild every node. The latest object is still kept for the status writer. A Pod keeps the part
- * of its status policy reads (phase and addresses).
+ * not rebuild every node. The latest object is still kept for the status writer. A Pod and a Node
+ * keep the part of their status the datapath reads (phase and addresses).
  */
 export class ObjectStore {
   readonly #kinds = new Map<string, Map<string, Entry>>();
@@ -82,6 +82,11 @@ export class ObjectStore {
     return this.#kinds.get(kind)?.get(storeKey(namespace, name))?.raw;
   }
 
+  /** The translators' view of one object: the same object while it does not change. */
+  view(kind: string, namespace: string | undefined, name: string): KubeObject | undefined {
+    return this.#kinds.get(kind)?.get(storeKey(namespace, name))?.view;
+  }
+
   /** Every object of a kind as read (with status), in no particular order. */
   list(kind: string): KubeObject[] {
     return [...(this.#kinds.get(kind)?.values() ?? [])].map((e) => e.raw);
@@ -119,7 +124,7 @@ export class ObjectStore {
     const old = map.get(key);
     const { status, ...rest } = o;
     const { resourceVersion: _rv, ...metadata } = o.metadata ?? {};
-    const kept = kind === 'Pod' ? podStatusView(status) : undefined;
+    const kept = kind === 'Pod' || kind === 'Node' ? statusView(kind, status) : undefined;
     const view = { ...rest, metadata, ...(kept === undefined ? {} : { status: kept }) };
     const viewJson = JSON.stringify(view);
     if (old !== undefined && old.viewJson === viewJson) {
@@ -138,15 +143,21 @@ export class ObjectStore {
   }
 }
 
+/** The status fields the datapath reads: a Pod's phase and addresses, a Node's addresses. */
+const STATUS_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  Pod: ['phase', 'podIP', 'podIPs'],
+  Node: ['addresses'],
+};
+
 /**
- * The part of a Pod's status the policy translator reads: where it runs and its addresses. The rest
- * (conditions, container states) changes all the time and must not rebuild anything.
+ * The part of a status the datapath reads. The rest (conditions, container states, heartbeats) changes
+ * all the time and must not rebuild anything.
  */
-function podStatusView(status: unknown): Record<string, unknown> | undefined {
+function statusView(kind: string, status: unknown): Record<string, unknown> | undefined {
   if (typeof status !== 'object' || status === null) return undefined;
   const s = status as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const k of ['phase', 'podIP', 'podIPs']) if (s[k] !== undefined) out[k] = s[k];
+  for (const k of STATUS_FIELDS[kind] ?? []) if (s[k] !== undefined) out[k] = s[k];
   return Object.keys(out).length === 0 ? undefined : out;
 }
 
