@@ -1,10 +1,8 @@
 /**
  * Envoys of bench/request-latency.ts, each in a network namespace with its admin on a Unix socket (the
- * bench process is in none of those namespaces), and what the bench reads of them: readiness, counters,
- * and the process's CPU time and RSS from /proc.
+ * bench process is in none of those namespaces), and what the bench reads of them: readiness, counters.
  */
 
-import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -85,24 +83,4 @@ export async function startEnvoy(
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`envoy ${o.name} was not ready within 20 s: ${proc.stderr()}`);
-}
-
-/** Clock ticks per second of /proc/<pid>/stat (USER_HZ; 100 on every Linux architecture we run on). */
-const USER_HZ = 100;
-
-/** CPU seconds (user + system, every thread) a process has used, from /proc/<pid>/stat. */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) is in parentheses and may hold spaces: count fields after its end.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 (utime, stime) are the 12th and 13th after the name.
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return (utime + stime) / USER_HZ;
-}
-
-/** Resident set size of a process in MiB, from /proc/<pid>/status. */
-export function rssMiB(pid: number): number {
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN);
-  return kb / 1024;
 }
