@@ -74,15 +74,33 @@ describe('grpc-js-xds accepts the gRPC flavour', () => {
     expect(grpcDecode(direct).error).toMatch(/unsupported action: direct_response/);
   });
 
-  it('accepts the Envoy flavour clusters and endpoints too (they are shared), but for TLS backends', () => {
+  it('accepts the Envoy flavour clusters and endpoints too (they are shared), but for TLS backends and the original destination', () => {
     for (const c of loadCases()) {
-      const tls = new Set(c.ir.backends.filter((b) => b.tls !== undefined).map((b) => b.name));
+      // The original-destination cluster serves Envoy's transparent listener only; the gRPC flavour
+      // leaves it out (checked below).
+      const tls = new Set(
+        c.ir.backends
+          .filter((b) => b.tls !== undefined || b.originalDestination !== undefined)
+          .map((b) => b.name),
+      );
       for (const s of translateIr(c.ir, { flavor: 'envoy' })) {
         if (s.typeUrl !== TypeUrl.Cluster && s.typeUrl !== TypeUrl.ClusterLoadAssignment) continue;
         if (tls.has(s.name)) continue;
         expect(grpcDecode(s).error, `${c.name}: ${s.typeUrl} ${s.name}`).toBeUndefined();
       }
     }
+  });
+
+  it('leaves the transparent listener and the original-destination cluster to Envoy', () => {
+    const ir = loadCase('transparent-proxy').ir;
+    expect(ir.backends.map((b) => b.name)).toEqual(['skein:original-destination']);
+    const envoy = translateIr(ir, { flavor: 'envoy' });
+    expect(envoy.map((s) => s.name).sort()).toEqual([
+      'listener/0.0.0.0/15001',
+      'listener/0.0.0.0/15001',
+      'skein:original-destination',
+    ]);
+    expect(translateIr(ir, { flavor: 'grpc' })).toEqual([]);
   });
 
   it('rejects an Envoy flavour TLS cluster (inline CAs), which is why the gRPC flavour has its own', () => {
