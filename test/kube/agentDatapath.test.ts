@@ -185,10 +185,12 @@ describeKernel(kernelSuite('skein agent programs the datapath of its node'), () 
     client?.close();
     // Whatever a failed test left attached: the agent's own cleanup, then the world.
     if (world !== undefined) {
-      await run(process.execPath, [SKEIN_BIN, 'agent', '--cleanup', '--config', await configFile()]).catch(
-        () => undefined,
-      );
-      await world.stop();
+      try {
+        if (settings !== undefined && dir !== undefined)
+          await run(process.execPath, [SKEIN_BIN, 'agent', '--cleanup', '--config', await configFile()]);
+      } finally {
+        await world.stop();
+      }
     }
     await removeAll([dir]);
   });
