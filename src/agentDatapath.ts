@@ -210,7 +210,10 @@ export class AgentDatapath {
     try {
       if (lbObject !== undefined) {
         checkCgroup2(s.cgroupRoot);
-        lb = LbDatapath.load({ pinRoot: s.pinRoot, objectPath: lbObject });
+        // The socket programs report each translation and refusal (one event per connect, like the
+        // policy programs' first packet of a flow) from the `flows` level on.
+        const lbEvents = s.flowEvents === 'flows' || s.flowEvents === 'packets';
+        lb = LbDatapath.load({ pinRoot: s.pinRoot, objectPath: lbObject, lbEvents });
         const linked = lb.syncCgroupLinks(s.cgroupRoot, cgroupLinkDir(s.pinRoot, s.cgroupRoot));
         deps.logger.info(
           `service load-balancing attached to cgroup ${s.cgroupRoot} (${linked.attached} attached, ${linked.updated} swapped in, ${linked.detached} detached elsewhere)`,

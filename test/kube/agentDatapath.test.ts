@@ -237,6 +237,19 @@ describeKernel(kernelSuite('skein agent programs the datapath of its node'), () 
       serviceLb: true,
       services: 1,
     });
+    // The socket load balancer's events reach the same log and metrics as the policy programs'.
+    await waitFor('the translations in the metrics', async () => {
+      const m = /^skein_datapath_flows_total\{verdict="translated",reason="lbBackend"\} (\d+)$/m.exec(
+        await metrics(),
+      );
+      return m !== null && Number(m[1]) >= 40 ? true : undefined;
+    });
+    // At connect() the socket has no source address yet: the event names the VIP and the backend.
+    const ips = ['web-1', 'web-2'].map((p) => address(p).replace(/\./g, '\\.')).join('|');
+    const translated = new RegExp(
+      `^flow: translated \\S+ -> ${vip.replace(/\./g, '\\.')}:80 \\(as (${ips}):7000\\)/tcp \\(lbBackend, connect4, `,
+    );
+    expect(log.lines.filter((l) => translated.test(l)).length).toBeGreaterThanOrEqual(40);
     // skein status reads the agent's /status.
     const port = new URL(agent?.status.url ?? '').port;
     const status = await run(process.execPath, [SKEIN_BIN, 'status', '--port', port]);
