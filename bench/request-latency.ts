@@ -345,7 +345,8 @@ async function setUp(c: Config): Promise<Setup> {
       nodeProxy,
       servers,
       sidecars: [outbound, inbound],
-      l7Config: "Skein's xDS: proxyIr(policy IR) → IR translator → encoder → snapshot → delta ADS",
+      l7Config:
+        "Skein's ControlPlane (apply with the proxy IR of the policy IR's redirects, as skein agent does) → Skein's xDS server → delta ADS, Skein's bootstrap",
       l7Patches: served.patches,
     };
   } catch (err) {

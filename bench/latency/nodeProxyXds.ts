@@ -1,8 +1,9 @@
 /**
- * The node Envoy of the L7 path, programmed the way Skein programs it: the policy IR's redirects become
- * the node proxy's Envoy IR (proxyIr: a transparent listener and the original-destination backend),
- * Skein's IR → xDS translator, encoder and snapshot cache turn it into a snapshot, and Skein's xDS
- * server serves it over delta ADS on a Unix socket to an Envoy started from Skein's bootstrap.
+ * The node Envoy of the L7 path, programmed the way `skein agent` programs it: the policy IR's redirects
+ * become the node proxy's Envoy IR (proxyIr: a transparent listener and the original-destination
+ * backend), handed to Skein's ControlPlane as the agent hands it (`apply(objects, [], { proxy })`), whose
+ * snapshot Skein's xDS server serves over delta ADS on a Unix socket to an Envoy started from Skein's
+ * bootstrap.
  *
  * Changes for the bench, to what Envoy is given, each said in the results: the connection manager's
  * access log is left out (no path of the bench logs requests); admin listens on a Unix socket (the
@@ -13,17 +14,17 @@
  */
 
 import path from 'node:path';
+import { ControlPlane } from '../../src/controlPlane.js';
 import { renderBootstrap } from '../../src/envoy/bootstrap.js';
 import { silentLogger } from '../../src/log.js';
 import type { PolicyIr } from '../../src/model/policy.js';
 import { proxyIr } from '../../src/model/proxyIr.js';
 import { validate } from '../../src/model/validate.js';
-import { SnapshotCache } from '../../src/xds/cache.js';
+import { emptyObjectSet } from '../../src/sources/objects.js';
 import { ExtensionType, TypeUrl } from '../../src/xds/proto.js';
-import { ResourceEncoder, type ResourceSpec } from '../../src/xds/resource.js';
+import type { ResourceSpec } from '../../src/xds/resource.js';
 import { createXdsServer, type XdsServer } from '../../src/xds/server.js';
-import { checkConsistency, createSnapshot } from '../../src/xds/snapshot.js';
-import { createIrTranslator } from '../../src/xds/translate/translate.js';
+import { createIrTranslator, type IrTranslator } from '../../src/xds/translate/translate.js';
 
 export interface NodeProxyXds {
   readonly xds: XdsServer;
@@ -98,25 +99,30 @@ export async function serveNodeProxy(o: {
   if (problems.length > 0)
     throw new Error(`the node proxy IR does not validate: ${JSON.stringify(problems[0])}`);
   if (ir.listeners.length === 0) throw new Error('the policy IR redirects nothing: no node proxy listener');
-  const { specs, patched } = withDownstreamProtocol(
-    withoutAccessLogs(createIrTranslator().translate(ir, { flavor: 'envoy' })),
-  );
+  // Skein's translator, with the bench's changes applied to what it returns.
+  const translator = createIrTranslator();
+  const patchedClusters = new Set<string>();
+  const envoyTranslator: IrTranslator = {
+    translate(input, options) {
+      const { specs, patched } = withDownstreamProtocol(
+        withoutAccessLogs(translator.translate(input, options)),
+      );
+      for (const c of patched) patchedClusters.add(c);
+      return specs;
+    },
+  };
+  const cp = new ControlPlane({ logger: silentLogger, envoyTranslator });
+  const report = cp.apply(emptyObjectSet, [], { proxy: ir });
+  if (!report.published)
+    throw new Error(`the node proxy's config was not published: ${report.errors.join('; ')}`);
   const patches = [
     'access log of the HTTP connection manager left out',
     'admin on a Unix socket',
-    ...patched.map(
+    ...[...patchedClusters].map(
       (c) => `${c}: upstream protocol follows the downstream (Skein's cluster is HTTP/1.1 only)`,
     ),
   ];
-  const encoder = new ResourceEncoder();
-  const snapshot = createSnapshot(specs.map((s) => encoder.encode(s)));
-  const inconsistent = checkConsistency(snapshot);
-  if (inconsistent.length > 0)
-    throw new Error(`the node proxy snapshot is inconsistent: ${inconsistent[0]?.message}`);
-  const cache = new SnapshotCache();
-  const errors = cache.setSnapshot('default', snapshot);
-  if (errors.length > 0) throw new Error(`the node proxy snapshot was refused: ${errors[0]?.message}`);
-  const xds = createXdsServer({ cache, logger: silentLogger });
+  const xds = createXdsServer({ cache: cp.cache, logger: silentLogger });
   const socketPath = path.join(o.dir, 'xds.sock');
   await xds.listen(`unix://${socketPath}`);
   const bootstrap = renderBootstrap({

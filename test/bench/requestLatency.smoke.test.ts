@@ -34,7 +34,7 @@ describeKernel(kernelSuite('bench request-latency (quick)'), () => {
     // Quick stays quick: 8 cells of half a second, no warm-up.
     expect(config.durationS * 8 * config.repeats + config.warmupS * 8).toBeLessThanOrEqual(5);
     expect(config.envoyConcurrency).toBe(1);
-    expect(config.l7Config).toContain("Skein's xDS");
+    expect(config.l7Config).toContain("Skein's ControlPlane");
 
     const cells = result['cells'] as Cell[];
     expect(cells.map((c) => `${c.protocol}:${c.mode}`).sort()).toEqual(
