@@ -41,14 +41,16 @@ import type { Bench, BenchResult } from './run.js';
  *   EndpointSlice) picks the server at connect(), and nothing else is on the path;
  * - (c) Skein L7: a NetworkPolicy with the redirect annotation; the policy datapath (tc on the client's
  *   host-side veth) hands the connection to the one node Envoy (bpf_sk_assign), which applies an L7
- *   route and forwards to the server;
+ *   route and forwards to the server; that Envoy is programmed through Skein's ControlPlane and xDS
+ *   server (latency/nodeProxyXds.ts);
  * - (d) the sidecar model: the same request through two Envoys, one in the client pod and one in the
- *   server pod, each capturing with iptables REDIRECT (as Istio's sidecars do), each with the same
- *   connection manager as (c)'s Envoy.
+ *   server pod, each capturing with iptables REDIRECT (as Istio's sidecars do), each made from (c)'s
+ *   Envoy's config dump (latency/envoyConfigs.ts): the same connection manager, route and cluster.
  *
  * fortio runs the load (constant rate, -uniform, N connections) in the client pod and serves in the
- * server pod. Cells run interleaved (a, b, c, d, a, b, …) for a fixed duration each, after a warm-up,
- * and each figure is the median over the repeats. Each path has pods of its own where what it installs
+ * server pod. Cells run interleaved for a fixed duration each (a b c d, then b c d a, …), after a
+ * warm-up, and each figure is the median over the repeats; a cell during which other processes used
+ * the machine is run again (Config.maxOtherCpu). Each path has pods of its own where what it installs
  * would otherwise touch the others' packets: (c)'s client pod carries the policy programs, (d)'s two
  * pods the iptables rules (and conntrack); (a) and (b) share a client pod (the socket programs act only
  * on processes in their cgroup) and (a), (b), (c) the server pod. All pods are made alike.
@@ -591,6 +593,7 @@ export async function measure(c: Config, quick = false): Promise<BenchResult> {
       uniform: true,
       envoyConcurrency: ENVOY_CONCURRENCY,
       l7Config: s.l7Config,
+      l7Patches: s.l7Patches,
       sidecarCapture: 'iptables REDIRECT + original_dst listener filter (Istio-shaped)',
       loadGenerator: `fortio ${findFortio().version}`,
       order:

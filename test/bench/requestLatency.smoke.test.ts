@@ -29,12 +29,15 @@ describeKernel(kernelSuite('bench request-latency (quick)'), () => {
       repeats: number;
       warmupS: number;
       l7Config: string;
+      l7Patches: string[];
       envoyConcurrency: number;
     };
     // Quick stays quick: 8 cells of half a second, no warm-up.
     expect(config.durationS * 8 * config.repeats + config.warmupS * 8).toBeLessThanOrEqual(5);
     expect(config.envoyConcurrency).toBe(1);
     expect(config.l7Config).toContain("Skein's ControlPlane");
+    // What the bench changed in Skein's config is on record.
+    expect(config.l7Patches).toContain('access log of the HTTP connection manager left out');
 
     const cells = result['cells'] as Cell[];
     expect(cells.map((c) => `${c.protocol}:${c.mode}`).sort()).toEqual(
