@@ -21,7 +21,7 @@ import type { PolicyIr } from '../../src/model/policy.js';
 import { proxyIr } from '../../src/model/proxyIr.js';
 import { validate } from '../../src/model/validate.js';
 import { emptyObjectSet } from '../../src/sources/objects.js';
-import { ExtensionType, TypeUrl } from '../../src/xds/proto.js';
+import { ExtensionType } from '../../src/xds/proto.js';
 import type { ResourceSpec } from '../../src/xds/resource.js';
 import { createXdsServer, type XdsServer } from '../../src/xds/server.js';
 import { createIrTranslator, type IrTranslator } from '../../src/xds/translate/translate.js';
@@ -55,39 +55,6 @@ export function withoutAccessLogs(specs: readonly ResourceSpec[]): ResourceSpec[
   return specs.map((s) => ({ ...s, message: strip(s.message) as ResourceSpec['message'] }));
 }
 
-const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
-
-/** ORIGINAL_DST clusters without protocol options get the downstream's (HTTP/1.1 or HTTP/2); a copy. */
-export function withDownstreamProtocol(specs: readonly ResourceSpec[]): {
-  specs: ResourceSpec[];
-  patched: string[];
-} {
-  const patched: string[] = [];
-  const out = specs.map((s) => {
-    const m = s.message as Mutable;
-    if (
-      s.typeUrl !== TypeUrl.Cluster ||
-      m['type'] !== 'ORIGINAL_DST' ||
-      m['typedExtensionProtocolOptions'] !== undefined
-    )
-      return s;
-    patched.push(s.name);
-    return {
-      ...s,
-      message: {
-        ...m,
-        typedExtensionProtocolOptions: {
-          [HTTP_PROTOCOL_OPTIONS]: {
-            '@type': ExtensionType.HttpProtocolOptions,
-            useDownstreamProtocolConfig: { httpProtocolOptions: {}, http2ProtocolOptions: {} },
-          },
-        },
-      },
-    };
-  });
-  return { specs: out, patched };
-}
-
 export async function serveNodeProxy(o: {
   policy: PolicyIr;
   upstreamMark: number;
@@ -101,27 +68,16 @@ export async function serveNodeProxy(o: {
   if (ir.listeners.length === 0) throw new Error('the policy IR redirects nothing: no node proxy listener');
   // Skein's translator, with the bench's changes applied to what it returns.
   const translator = createIrTranslator();
-  const patchedClusters = new Set<string>();
   const envoyTranslator: IrTranslator = {
     translate(input, options) {
-      const { specs, patched } = withDownstreamProtocol(
-        withoutAccessLogs(translator.translate(input, options)),
-      );
-      for (const c of patched) patchedClusters.add(c);
-      return specs;
+      return withoutAccessLogs(translator.translate(input, options));
     },
   };
   const cp = new ControlPlane({ logger: silentLogger, envoyTranslator });
   const report = cp.apply(emptyObjectSet, [], { proxy: ir });
   if (!report.published)
     throw new Error(`the node proxy's config was not published: ${report.errors.join('; ')}`);
-  const patches = [
-    'access log of the HTTP connection manager left out',
-    'admin on a Unix socket',
-    ...[...patchedClusters].map(
-      (c) => `${c}: upstream protocol follows the downstream (Skein's cluster is HTTP/1.1 only)`,
-    ),
-  ];
+  const patches = ['access log of the HTTP connection manager left out', 'admin on a Unix socket'];
   const xds = createXdsServer({ cache: cp.cache, logger: silentLogger });
   const socketPath = path.join(o.dir, 'xds.sock');
   await xds.listen(`unix://${socketPath}`);

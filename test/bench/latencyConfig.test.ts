@@ -10,7 +10,7 @@ import {
   sidecarRules,
 } from '../../bench/latency/envoyConfigs.js';
 import { percentile } from '../../bench/latency/fortio.js';
-import { withDownstreamProtocol, withoutAccessLogs } from '../../bench/latency/nodeProxyXds.js';
+import { withoutAccessLogs } from '../../bench/latency/nodeProxyXds.js';
 import { ORIGINAL_DESTINATION_BACKEND } from '../../src/model/names.js';
 import type { PolicyIr } from '../../src/model/policy.js';
 import { proxyIr } from '../../src/model/proxyIr.js';
@@ -178,22 +178,15 @@ describe('request-latency helpers', () => {
     expect(stripped).toEqual(
       JSON.parse(JSON.stringify(specs), (k, v) => (k === 'accessLog' ? undefined : v)),
     );
-    const { specs: patched, patched: names } = withDownstreamProtocol(stripped);
-    const cluster = patched.find(
+    // The original destination speaks what the redirected client speaks (HTTP/1.1, or h2c for gRPC).
+    const cluster = stripped.find(
       (s) => s.typeUrl === TypeUrl.Cluster && s.name === ORIGINAL_DESTINATION_BACKEND,
     );
-    if (names.length > 0) {
-      expect(names).toEqual([ORIGINAL_DESTINATION_BACKEND]);
-      expect(cluster?.message['typedExtensionProtocolOptions']).toEqual({
-        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-          '@type': ExtensionType.HttpProtocolOptions,
-          useDownstreamProtocolConfig: { httpProtocolOptions: {}, http2ProtocolOptions: {} },
-        },
-      });
-    } else {
-      // Skein's translator sets protocol options itself now: the bench leaves them as they are.
-      expect(cluster?.message['typedExtensionProtocolOptions']).toBeDefined();
-    }
-    expect(withDownstreamProtocol(patched).patched).toEqual([]);
+    expect(cluster?.message['typedExtensionProtocolOptions']).toEqual({
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': ExtensionType.HttpProtocolOptions,
+        useDownstreamProtocolConfig: { httpProtocolOptions: {}, http2ProtocolOptions: {} },
+      },
+    });
   });
 });

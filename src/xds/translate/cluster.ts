@@ -70,6 +70,14 @@ function originalDestinationCluster(b: IrBackend): ResourceSpec {
     type: 'ORIGINAL_DST',
     connectTimeout: durationMs(CONNECT_TIMEOUT_MS),
     lbPolicy: 'CLUSTER_PROVIDED',
+    // The redirected client chose the protocol (HTTP/1.1, or h2c for gRPC), and the original destination
+    // speaks what its client speaks: upstream follows the downstream connection's protocol.
+    typedExtensionProtocolOptions: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': ExtensionType.HttpProtocolOptions,
+        useDownstreamProtocolConfig: { httpProtocolOptions: {}, http2ProtocolOptions: {} },
+      },
+    },
     ...(mark === undefined
       ? {}
       : {
