@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ControlPlane } from '../../src/controlPlane.js';
 import { carryTransitionTimes } from '../../src/gateway/conditions.js';
-import { translateGateway } from '../../src/gateway/translate.js';
+import { createGatewayTranslator, translateGateway } from '../../src/gateway/translate.js';
 import { silentLogger } from '../../src/log.js';
 import type {
   EndpointSlice,
@@ -14,6 +14,7 @@ import type {
 } from '../../src/sources/objects.js';
 import { emptyObjectSet } from '../../src/sources/objects.js';
 import { messageType, TypeUrl } from '../../src/xds/proto.js';
+import { createIrTranslator } from '../../src/xds/translate/translate.js';
 
 /**
  * The memo caches that make a one-route change cost what it changes (route memo, reused Gateways,
@@ -222,5 +223,77 @@ describe('one change among N gives what a cold build gives', () => {
         expect(Buffer.from(r.any).equals(Buffer.from(plain)), `${type} ${r.name}`).toBe(true);
       }
     }
+  });
+});
+
+describe('one change among many hostnames costs that hostname', () => {
+  function hostRoute(i: number, path: string): HTTPRoute {
+    return {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: `h-${i}`, namespace: 'ns', generation: 1 },
+      spec: {
+        parentRefs: [{ name: 'edge' }],
+        hostnames: [`h${i}.example`],
+        rules: [
+          {
+            matches: [{ path: { type: 'PathPrefix', value: path } }],
+            backendRefs: [{ name: 'svc-0', port: 80 }],
+          },
+        ],
+      },
+    };
+  }
+
+  it('re-encodes the Envoy route configuration and only the changed host’s two proxyless-gRPC resources', () => {
+    const n = 50;
+    const routes = Array.from({ length: n }, (_, i) => hostRoute(i, '/'));
+    const world: World = {
+      gateways: [gateway(8080)],
+      routes,
+      services: [service(0)],
+      slices: [slice(0, '10.0.0.1')],
+    };
+    const cp = new ControlPlane({ logger: silentLogger });
+    expect(cp.apply(objects(world)).published).toBe(true);
+    const before = resourcesOf(cp, 'grpc');
+    expect(before.size).toBeGreaterThan(2 * n);
+    const changed = [...routes];
+    changed[7] = hostRoute(7, '/changed');
+    const report = cp.apply(objects({ ...world, routes: changed }));
+    expect(report.published).toBe(true);
+    const after = resourcesOf(cp, 'grpc');
+    const differ = [...after].filter(([k, r]) => before.get(k)?.version !== r.version).map(([k]) => k);
+    expect(differ.sort()).toEqual([`${TypeUrl.RouteConfiguration} grpc/h7.example`]);
+    // Envoy's one route configuration for the socket, plus gRPC's route configuration of h7 (its
+    // Listener's bytes are unchanged, so it is not encoded again).
+    expect(report.encoded).toBe(2);
+  });
+
+  it('keeps the unchanged hosts’ gRPC resources the same objects, so they are not even hashed again', () => {
+    const n = 20;
+    const routes = Array.from({ length: n }, (_, i) => hostRoute(i, '/'));
+    const world: World = {
+      gateways: [gateway(8080)],
+      routes,
+      services: [service(0)],
+      slices: [slice(0, '10.0.0.1')],
+    };
+    const T = '2024-01-01T00:00:00Z';
+    const gw = createGatewayTranslator();
+    const xds = createIrTranslator();
+    const first = xds.translate(gw.translate(objects(world), { transitionTime: T }).ir, { flavor: 'grpc' });
+    const changed = [...routes];
+    changed[3] = hostRoute(3, '/changed');
+    const second = xds.translate(
+      gw.translate(objects({ ...world, routes: changed }), { transitionTime: T }).ir,
+      { flavor: 'grpc' },
+    );
+    const old = new Set(first);
+    const remade = second.filter((r) => !old.has(r)).map((r) => `${r.typeUrl} ${r.name}`);
+    expect(remade.sort()).toEqual([
+      `${TypeUrl.Listener} h3.example`,
+      `${TypeUrl.RouteConfiguration} grpc/h3.example`,
+    ]);
   });
 });

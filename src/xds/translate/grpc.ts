@@ -1,4 +1,6 @@
 import type { IrListener, IrRoute, IrVirtualHost } from '../../model/ir.js';
+import { httpFilters } from '../filters/index.js';
+import type { ProtoObject } from '../proto.js';
 import { TypeUrl } from '../proto.js';
 import type { ResourceSpec } from '../resource.js';
 import { grpcHttpConnectionManager } from './httpConnectionManager.js';
@@ -27,13 +29,26 @@ export function grpcRouteConfigName(hostname: string): string {
 }
 
 /**
+ * Makes (or, memoised, finds again) one hostname's resources from its virtual host and the listener's
+ * HTTP filters (`filtersKey` is their canonical JSON, so equal filters find the same entry).
+ */
+export type GrpcHostOf = (
+  vh: IrVirtualHost,
+  hostname: string,
+  filters: readonly ProtoObject[],
+  filtersKey: string,
+) => GrpcHost;
+
+/**
  * The gRPC resources of one IR listener, one per concrete hostname. A hostname on two virtual hosts of
  * the listener (which the IR should not have) goes to the first, as in the Envoy flavour. `routeOf`
- * translates one IR route (see routeConfiguration).
+ * translates one IR route (see routeConfiguration); `hostOf` lets a caller memoise per virtual host, so
+ * that a change in one domain of a listener with a thousand re-makes that domain's two resources only.
  */
 export function translateGrpcListener(
   l: IrListener,
   routeOf: (route: IrRoute) => TranslatedRoute = (r) => translateRoute(r, 'grpc'),
+  hostOf: GrpcHostOf = (vh, hostname, filters) => grpcHost(hostname, vh, filters, routeOf),
 ): GrpcHost[] {
   const hosts = new Map<string, IrVirtualHost>();
   for (const vh of l.virtualHosts) {
@@ -41,20 +56,23 @@ export function translateGrpcListener(
       if (!h.includes('*') && !hosts.has(h)) hosts.set(h, vh);
     }
   }
-  return [...hosts].map(([hostname, vh]) => grpcHost(l, hostname, vh, routeOf));
+  const filters = httpFilters(l, 'grpc');
+  const filtersKey = JSON.stringify(filters);
+  return [...hosts].map(([hostname, vh]) => hostOf(vh, hostname, filters, filtersKey));
 }
 
-function grpcHost(
-  l: IrListener,
+/** One hostname's Listener (an api_listener) and RouteConfiguration. */
+export function grpcHost(
   hostname: string,
   vh: IrVirtualHost,
+  filters: readonly ProtoObject[],
   routeOf: (route: IrRoute) => TranslatedRoute,
 ): GrpcHost {
   const rdsName = grpcRouteConfigName(hostname);
   const listener: ResourceSpec = {
     typeUrl: TypeUrl.Listener,
     name: hostname,
-    message: { name: hostname, apiListener: { apiListener: grpcHttpConnectionManager(l, rdsName) } },
+    message: { name: hostname, apiListener: { apiListener: grpcHttpConnectionManager(rdsName, filters) } },
     deps: [],
     children: [routeConfigKey(rdsName)],
   };

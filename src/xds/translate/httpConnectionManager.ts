@@ -57,11 +57,14 @@ export function envoyHttpConnectionManager(l: IrListener, routeConfigName: strin
  * read: RDS over ADS and the filter chain. In particular no `common_http_protocol_options.idle_timeout`:
  * grpc-js-xds takes it as the default deadline of every call.
  */
-export function grpcHttpConnectionManager(l: IrListener, routeConfigName: string): ProtoObject {
+export function grpcHttpConnectionManager(
+  routeConfigName: string,
+  filters: readonly ProtoObject[],
+): ProtoObject {
   return {
     '@type': ExtensionType.HttpConnectionManager,
     rds: { configSource: adsConfigSource, routeConfigName },
-    httpFilters: httpFilters(l, 'grpc'),
+    httpFilters: filters,
   };
 }
 

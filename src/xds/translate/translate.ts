@@ -1,9 +1,9 @@
-import type { Ir, IrBackend, IrListener, IrRoute, IrSecret } from '../../model/ir.js';
+import type { Ir, IrBackend, IrListener, IrRoute, IrSecret, IrVirtualHost } from '../../model/ir.js';
 import { allTypeUrls, type TypeUrl } from '../proto.js';
 import type { ResourceSpec } from '../resource.js';
 import { translateBackend, unavailableBackend } from './cluster.js';
 import type { XdsFlavor } from './flavor.js';
-import { type GrpcHost, translateGrpcListener } from './grpc.js';
+import { type GrpcHost, type GrpcHostOf, grpcHost, translateGrpcListener } from './grpc.js';
 import { translateListener } from './listener.js';
 import { type TranslatedRoute, translateRoute, UNAVAILABLE_CLUSTER } from './route.js';
 import { compareStrings } from './routeConfiguration.js';
@@ -40,6 +40,7 @@ export interface IrTranslator {
 export function createIrTranslator(): IrTranslator {
   const envoyListeners = new WeakMap<IrListener, readonly ResourceSpec[]>();
   const grpcListeners = new WeakMap<IrListener, readonly GrpcHost[]>();
+  const grpcHosts = new WeakMap<IrVirtualHost, Map<string, GrpcHost>>();
   const backends = new WeakMap<IrBackend, readonly ResourceSpec[]>();
   const grpcTlsBackends = new WeakMap<IrBackend, readonly ResourceSpec[]>();
   const secrets = new WeakMap<IrSecret, ResourceSpec>();
@@ -65,7 +66,24 @@ export function createIrTranslator(): IrTranslator {
           out.push(...memo(envoyListeners, l, (k) => translateListener(k, routeOf)));
       } else {
         const routeOf = (r: IrRoute) => memo(grpcRoutes, r, (k) => translateRoute(k, 'grpc'));
-        const hostsOf = (l: IrListener) => memo(grpcListeners, l, (k) => translateGrpcListener(k, routeOf));
+        // Per virtual host too: an IR listener is a new object whenever one of its routes changes, but
+        // its other virtual hosts are the same objects, and so are their hostnames' resources.
+        const hostOf: GrpcHostOf = (vh, hostname, filters, filtersKey) => {
+          let byName = grpcHosts.get(vh);
+          if (byName === undefined) {
+            byName = new Map();
+            grpcHosts.set(vh, byName);
+          }
+          const key = `${hostname}\0${filtersKey}`;
+          let host = byName.get(key);
+          if (host === undefined) {
+            host = grpcHost(hostname, vh, filters, routeOf);
+            byName.set(key, host);
+          }
+          return host;
+        };
+        const hostsOf = (l: IrListener) =>
+          memo(grpcListeners, l, (k) => translateGrpcListener(k, routeOf, hostOf));
         // A transparent listener is the node proxy's socket; proxyless clients have no use for it.
         out.push(
           ...grpcResources(
